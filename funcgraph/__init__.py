@@ -1,0 +1,54 @@
+"""funcgraph: hand-written gradients in JAX, as a computational graph you can check and train.
+
+Nodes are pure functions with hand-written backward rules (`jax.custom_vjp` underneath); they
+compose into graphs with their own forward and backward passes, compile with `jax.jit`, and are
+checked against autodiff and finite differences.
+"""
+
+from funcgraph.errors import BackwardRuleError as BackwardRuleError
+from funcgraph.errors import FuncgraphError as FuncgraphError
+from funcgraph.errors import MissingBackwardError as MissingBackwardError
+from funcgraph.errors import NodeDefinitionError as NodeDefinitionError
+from funcgraph.errors import NodeInputError as NodeInputError
+from funcgraph.errors import ShapeMismatchError as ShapeMismatchError
+from funcgraph.errors import TraceError as TraceError
+from funcgraph.graph import Application as Application
+from funcgraph.graph import Constant as Constant
+from funcgraph.graph import Edge as Edge
+from funcgraph.graph import Graph as Graph
+from funcgraph.graph import grad as grad
+from funcgraph.graph import lump as lump
+from funcgraph.graph import reference as reference
+from funcgraph.graph import trace as trace
+from funcgraph.graph import value_and_grad as value_and_grad
+from funcgraph.node import Example as Example
+from funcgraph.node import Node as Node
+from funcgraph.node import get_node as get_node
+from funcgraph.node import node as node
+from funcgraph.node import registry as registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Application",
+    "BackwardRuleError",
+    "Constant",
+    "Edge",
+    "Example",
+    "FuncgraphError",
+    "Graph",
+    "MissingBackwardError",
+    "Node",
+    "NodeDefinitionError",
+    "NodeInputError",
+    "ShapeMismatchError",
+    "TraceError",
+    "get_node",
+    "grad",
+    "lump",
+    "node",
+    "reference",
+    "registry",
+    "trace",
+    "value_and_grad",
+]
