@@ -23,6 +23,8 @@ from funcgraph.graph import trace as trace
 from funcgraph.graph import value_and_grad as value_and_grad
 from funcgraph.node import Example as Example
 from funcgraph.node import Node as Node
+from funcgraph.node import example as example
+from funcgraph.node import examples_of as examples_of
 from funcgraph.node import get_node as get_node
 from funcgraph.node import node as node
 from funcgraph.node import registry as registry
@@ -43,6 +45,8 @@ __all__ = [
     "NodeInputError",
     "ShapeMismatchError",
     "TraceError",
+    "example",
+    "examples_of",
     "get_node",
     "grad",
     "lump",

@@ -34,7 +34,16 @@ from funcgraph.errors import (
     NodeInputError,
 )
 
-__all__ = ["Example", "Node", "get_node", "node", "node_of_equation", "registry"]
+__all__ = [
+    "Example",
+    "Node",
+    "example",
+    "examples_of",
+    "get_node",
+    "node",
+    "node_of_equation",
+    "registry",
+]
 
 _SAVE_MODES = ("all", "inputs", "output", "none")
 _SCALAR_TYPES = (bool, int, float, complex, np.generic)
@@ -195,17 +204,7 @@ class Node:
 
         An example function returns a tuple of positional inputs or an [`funcgraph.Example`][].
         """
-        keys = jax.random.split(key, max(len(self._example_fns), 1))
-        out = []
-        for k, fn in zip(keys, self._example_fns, strict=False):
-            ex = fn(k)
-            if isinstance(ex, Example):
-                out.append(Example(tuple(ex.args), dict(ex.static)))
-            elif isinstance(ex, tuple):
-                out.append(Example(ex, {}))
-            else:
-                out.append(Example((ex,), {}))
-        return out
+        return _draw_examples(self._example_fns, key)
 
     # -- calling ------------------------------------------------------------------------------
 
@@ -442,6 +441,54 @@ def node(
         return Node(f, name=name, save=save, example=example, kinks=kinks, register=register)
 
     return make if fn is None else make(fn)
+
+
+def _draw_examples(fns: Sequence[Callable[[jax.Array], Any]], key: jax.Array) -> list[Example]:
+    keys = jax.random.split(key, max(len(fns), 1))
+    out = []
+    for k, fn in zip(keys, fns, strict=False):
+        ex = fn(k)
+        if isinstance(ex, Example):
+            out.append(Example(tuple(ex.args), dict(ex.static)))
+        elif isinstance(ex, tuple):
+            out.append(Example(ex, {}))
+        else:
+            out.append(Example((ex,), {}))
+    return out
+
+
+def example(*makers: Callable[[jax.Array], Any]) -> Callable[[Any], Any]:
+    """Declare example inputs for a plain function of nodes, as `example=` does for a node.
+
+    ```python
+    @fg.example(lambda key: (jax.random.normal(key, (3,)),))
+    def loss(w):
+        return fg.nodes.sum(fg.nodes.square(w))
+    ```
+
+    Tools (`funcgraph check FILE:loss`, `funcgraph draw`) then know what to call it with.
+
+    **Arguments:** one or more functions of a PRNG key returning a tuple of positional inputs
+    or an [`funcgraph.Example`][].
+
+    **Returns:** a decorator that returns the function unchanged, with the examples attached.
+    """
+
+    def attach(f: Any) -> Any:
+        f.__funcgraph_examples__ = tuple(makers)
+        return f
+
+    return attach
+
+
+def examples_of(f: Any, key: jax.Array) -> list[Example]:
+    """The example calls declared for a node or for a function decorated with `fg.example`.
+
+    **Returns:** a list of [`funcgraph.Example`][] (empty when none are declared).
+    """
+    if isinstance(f, Node):
+        return f.examples(key)
+    return _draw_examples(getattr(f, "__funcgraph_examples__", ()), key)
 
 
 # -- registry -------------------------------------------------------------------------------
