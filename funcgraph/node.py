@@ -29,9 +29,11 @@ import numpy as np
 
 from funcgraph.errors import (
     BackwardRuleError,
+    FuncgraphError,
     MissingBackwardError,
     NodeDefinitionError,
     NodeInputError,
+    ShapeMismatchError,
 )
 
 __all__ = [
@@ -236,7 +238,14 @@ class Node:
         flat, treedef = jax.tree_util.tree_flatten(args)
         avals = tuple(_Leaf(tuple(jnp.shape(x)), jnp.result_type(x)) for x in flat)
         fn = self._custom_vjp(treedef, avals, static)
-        return fn(*flat)
+        try:
+            return fn(*flat)
+        except (FuncgraphError, jax.errors.JAXTypeError, jax.errors.JaxprTypeError):
+            # Our own errors already name the node; tracer misuse (Python branching on a traced
+            # value) is not a shape problem, and fg.trace turns it into a TraceError.
+            raise
+        except (TypeError, ValueError) as err:
+            raise _forward_error(self, args, static, err) from err
 
     def _custom_vjp(
         self, treedef: Any, avals: tuple[_Leaf, ...], static: dict[str, Any]
@@ -260,6 +269,37 @@ class Node:
     def __repr__(self) -> str:
         rule = "hand-written backward" if self._rule is not None else "no backward yet"
         return f"<funcgraph.Node {self.name!r} ({rule})>"
+
+
+def _describe_input(name: str, value: Any) -> str:
+    leaves = jax.tree_util.tree_leaves(value)
+    if len(leaves) == 1 and leaves[0] is value:
+        return f"{name} ({jnp.result_type(value)}, shape {tuple(jnp.shape(value))})"
+    parts = ", ".join(f"{jnp.result_type(x)}{tuple(jnp.shape(x))}" for x in leaves)
+    return f"{name} (a {type(value).__name__} of {parts})"
+
+
+def _forward_error(
+    node: Node, args: tuple[Any, ...], static: dict[str, Any], err: Exception
+) -> Exception:
+    """The error to raise when a node's forward failed on its inputs, in funcgraph's words."""
+    try:
+        node._signature.bind(*args, **static)
+    except TypeError as bind_err:
+        return NodeInputError(
+            f"node {node.name!r}: cannot be called with {len(args)} positional input(s) and "
+            f"keywords {sorted(static)}: {bind_err}; expected {node.name}{node._signature}"
+        )
+    names = node._positional_names(len(args))
+    described = [_describe_input(n, a) for n, a in zip(names, args, strict=False)]
+    what = (
+        f"input {described[0]} does not fit"
+        if len(described) == 1
+        else f"inputs {', '.join(described[:-1])} and {described[-1]} do not fit"
+    )
+    config = f" ({', '.join(f'{k}={v!r}' for k, v in static.items())})" if static else ""
+    first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ShapeMismatchError(f"node {node.name!r}{config}: {what}: {first_line}")
 
 
 class _NodeCall(NamedTuple):
