@@ -389,7 +389,7 @@ class _Builder:
             if call is not None:
                 name, kind, node, static = call.node.name, "hand", call.node, call.static
             else:
-                name = str(eqn.params.get("name", prim)) if prim.startswith("custom_") else prim
+                name = _autodiff_name(eqn)
                 kind, node, static = "autodiff", None, {}
             self.apps.append(
                 Application(
@@ -410,6 +410,18 @@ class _Builder:
         edge = self.new_edge(aval)
         self.constants[edge.id] = value
         return edge
+
+
+def _autodiff_name(eqn: Any) -> str:
+    # custom_jvp functions (jax.nn.relu, logsumexp) carry their name in the inner jaxpr.
+    prim = eqn.primitive.name
+    if not prim.startswith("custom_"):
+        return prim
+    if "name" in eqn.params:
+        return str(eqn.params["name"])
+    inner = eqn.params.get("call_jaxpr")
+    debug = getattr(getattr(inner, "jaxpr", None), "debug_info", None)
+    return str(getattr(debug, "func_name", None) or prim)
 
 
 def _name_of(f: Callable[..., Any]) -> str:
