@@ -33,3 +33,16 @@ class TraceError(FuncgraphError, ValueError):
 
 class ShapeMismatchError(FuncgraphError, ValueError):
     """Two nodes were connected by an edge whose shapes do not fit."""
+
+
+class DataError(FuncgraphError, ValueError):
+    """Training data cannot be used as given (shapes that disagree, labels of the wrong dtype
+    or out of range)."""
+
+
+class NonFiniteLossError(FuncgraphError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step."""
+
+
+class CheckpointError(FuncgraphError, ValueError):
+    """A checkpoint is truncated, corrupted or does not match the state it is loaded into."""
