@@ -90,6 +90,8 @@ class Application:
     - `inputs`, `outputs`: its edges (inputs may also be [`funcgraph.Constant`][]s).
     - `node`, `static`: the [`funcgraph.Node`][] and its keyword configuration, for hand ones.
     - `scope`: names of the inlined `jit` calls this application sat in, outermost first.
+    - `calls`: ids of those calls, parallel to `scope`; two calls of one jitted function share
+      names but not ids.
     """
 
     index: int
@@ -102,6 +104,7 @@ class Application:
     static: Mapping[str, Any]
     scope: tuple[str, ...]
     equation: Any = dataclasses.field(repr=False)
+    calls: tuple[int, ...] = ()
 
     def apply(self, *inputs: Any) -> tuple[Any, ...]:
         """Run this application on values for its *edge* inputs (constants are filled in)."""
@@ -354,6 +357,7 @@ class _Builder:
         self.edges: list[Edge] = []
         self.apps: list[Application] = []
         self.constants: dict[int, Any] = {}
+        self.n_calls = 0
 
     def new_edge(self, aval: Any) -> Edge:
         edge = Edge(len(self.edges), tuple(aval.shape), np.dtype(aval.dtype))
@@ -361,7 +365,11 @@ class _Builder:
         return edge
 
     def walk(
-        self, jaxpr: Any, env: dict[Any, Edge | Constant], scope: tuple[str, ...]
+        self,
+        jaxpr: Any,
+        env: dict[Any, Edge | Constant],
+        scope: tuple[str, ...],
+        calls: tuple[int, ...] = (),
     ) -> None:
         def read(v: Any) -> Edge | Constant:
             return Constant(v.val) if isinstance(v, jcore.Literal) else env[v]
@@ -376,7 +384,13 @@ class _Builder:
                     inner[v] = self.constant(v.aval, c)
                 for v, a in zip(closed.jaxpr.invars, ins, strict=True):
                     inner[v] = a
-                self.walk(closed.jaxpr, inner, (*scope, str(eqn.params.get("name", prim))))
+                self.n_calls += 1
+                self.walk(
+                    closed.jaxpr,
+                    inner,
+                    (*scope, str(eqn.params.get("name", prim))),
+                    (*calls, self.n_calls),
+                )
                 for outer, v in zip(eqn.outvars, closed.jaxpr.outvars, strict=True):
                     env[outer] = (
                         Constant(v.val) if isinstance(v, jcore.Literal) else inner[v]
@@ -403,6 +417,7 @@ class _Builder:
                     static=static,
                     scope=scope,
                     equation=eqn,
+                    calls=calls,
                 )
             )
 
@@ -626,4 +641,6 @@ def lump(
         return tuple(jax.tree_util.tree_unflatten(graph.in_tree, flat))
 
     lumped.backward(lumped_backward)
+    # Drawings expand a lumped node into the graph of the function inside it.
+    lumped.lumped = f  # type: ignore[attr-defined]
     return lumped
