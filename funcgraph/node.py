@@ -307,6 +307,7 @@ class _NodeCall(NamedTuple):
 
     node: Node
     static: dict[str, Any]
+    treedef: Any = None  # of the positional inputs, flattened into the equation's operands
 
 
 def _build_custom_vjp(
@@ -352,7 +353,7 @@ def _build_custom_vjp(
             grads = rule(*inputs, out, g, **static)
         return _validate_grads(node, names, arg_treedefs, avals, grads)
 
-    bwd._funcgraph_call = _NodeCall(node, dict(static))  # type: ignore[attr-defined]
+    bwd._funcgraph_call = _NodeCall(node, dict(static), treedef)  # type: ignore[attr-defined]
     fn = jax.custom_vjp(forward)
     fn.defvjp(fwd, bwd)
     return fn
