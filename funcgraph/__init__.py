@@ -5,6 +5,8 @@ compose into graphs with their own forward and backward passes, compile with `ja
 checked against autodiff and finite differences.
 """
 
+from funcgraph.debug import NanReport as NanReport
+from funcgraph.debug import debug_nans as debug_nans
 from funcgraph.errors import BackwardRuleError as BackwardRuleError
 from funcgraph.errors import FuncgraphError as FuncgraphError
 from funcgraph.errors import MissingBackwardError as MissingBackwardError
@@ -40,11 +42,13 @@ __all__ = [
     "FuncgraphError",
     "Graph",
     "MissingBackwardError",
+    "NanReport",
     "Node",
     "NodeDefinitionError",
     "NodeInputError",
     "ShapeMismatchError",
     "TraceError",
+    "debug_nans",
     "example",
     "examples_of",
     "get_node",
