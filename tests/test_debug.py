@@ -152,9 +152,7 @@ def test_finite_function_and_explicit_cotangents() -> None:
 
     x = jnp.array([0.5, -0.5])
     report = fg.debug_nans(f, x)
-    assert not report.found and "every forward value and backward gradient is finite" in str(
-        report
-    )
+    assert not report.found and "every forward value and backward gradient is finite" in str(report)
     bad = (jnp.array([1.0, jnp.nan]), jnp.ones(2))
     report = fg.debug_nans(f, x, cotangent=bad)
     assert report.phase == "cotangent" and report.upstream[0].nan == 1
