@@ -7,7 +7,10 @@ checked against autodiff and finite differences.
 
 from funcgraph.debug import NanReport as NanReport
 from funcgraph.debug import debug_nans as debug_nans
+from funcgraph.draw import Drawing as Drawing
+from funcgraph.draw import draw as draw
 from funcgraph.errors import BackwardRuleError as BackwardRuleError
+from funcgraph.errors import DrawError as DrawError
 from funcgraph.errors import FuncgraphError as FuncgraphError
 from funcgraph.errors import MissingBackwardError as MissingBackwardError
 from funcgraph.errors import NodeDefinitionError as NodeDefinitionError
@@ -37,6 +40,8 @@ __all__ = [
     "Application",
     "BackwardRuleError",
     "Constant",
+    "DrawError",
+    "Drawing",
     "Edge",
     "Example",
     "FuncgraphError",
@@ -49,6 +54,7 @@ __all__ = [
     "ShapeMismatchError",
     "TraceError",
     "debug_nans",
+    "draw",
     "example",
     "examples_of",
     "get_node",

@@ -46,3 +46,7 @@ class NonFiniteLossError(FuncgraphError, FloatingPointError):
 
 class CheckpointError(FuncgraphError, ValueError):
     """A checkpoint is truncated, corrupted or does not match the state it is loaded into."""
+
+
+class DrawError(FuncgraphError, RuntimeError):
+    """A drawing could not be rendered: no Graphviz renderer is installed, or it failed."""
