@@ -5,6 +5,7 @@ compose into graphs with their own forward and backward passes, compile with `ja
 checked against autodiff and finite differences.
 """
 
+from funcgraph import nodes as nodes
 from funcgraph.debug import NanReport as NanReport
 from funcgraph.debug import debug_nans as debug_nans
 from funcgraph.draw import Drawing as Drawing
@@ -61,6 +62,7 @@ __all__ = [
     "grad",
     "lump",
     "node",
+    "nodes",
     "reference",
     "registry",
     "trace",
