@@ -232,8 +232,12 @@ def _leaf_names(tree: Any, top: Sequence[str] | None) -> list[str]:
     return out
 
 
-def _culprits(report: Any) -> dict[int, set[str]]:
-    """`{application index: names of inputs whose gradient is wrong}` from a check report."""
+def _culprits(report: Any, graph: Graph) -> dict[int, set[str]]:
+    """`{application index: names of inputs whose gradient is wrong}` from a check report.
+
+    Blame rows name their application; a row about a node checked on its own marks every
+    application of that node.
+    """
     if report is None:
         return {}
     rows = getattr(report, "culprits", None)
@@ -242,11 +246,16 @@ def _culprits(report: Any) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for row in rows:
         index = getattr(row, "application", None)
-        if index is None:
+        if index is not None:
+            indices = [int(index)]
+        elif getattr(row, "subject", "node") == "function":
             continue
-        names = out.setdefault(int(index), set())
-        if getattr(row, "input", None):
-            names.add(str(row.input))
+        else:
+            indices = [a.index for a in graph.hand_applications if a.name == row.node]
+        for i in indices:
+            names = out.setdefault(i, set())
+            if getattr(row, "input", None):
+                names.add(str(row.input))
     return out
 
 
@@ -984,7 +993,9 @@ def draw(
         if grads is not None and rules == "reference":
             note = "gradients by autodiff of each node's forward (rules='reference')"
 
-    culprits = _culprits(report)
+    culprits = _culprits(report, graph)
+    if report is not None and not culprits:
+        note = "; ".join(filter(None, [note, "fg.check blames no node here"]))
     scene = _Scene()
     for edge, label in zip(graph.inputs, names, strict=True):
         scene.sources.append((("", edge.id), _cap(label, max_label)))
