@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -885,7 +885,9 @@ class Drawing:
             )
         data = self.render(format)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+        # os.open honours the umask, so the file gets the permissions any new file gets.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -923,6 +925,7 @@ def draw(
     static: Mapping[str, Any] | None = None,
     report: Any = None,
     expand: bool = False,
+    values: bool = True,
     gradients: bool = True,
     cotangent: Any = None,
     rules: Literal["hand", "reference"] = "hand",
@@ -930,6 +933,7 @@ def draw(
     rankdir: str = "LR",
     max_label: int = 24,
     small: int = 4,
+    names: Sequence[str] | None = None,
 ) -> Drawing:
     r"""Draw the computational diagram of `f` at `args`, with values and gradients on the wires.
 
@@ -949,6 +953,7 @@ def draw(
       inputs, are drawn in red.
     - `expand`: open jitted inner functions (drawn as clusters) and lumped nodes (drawn as the
       graph inside them) instead of one box each.
+    - `values`: draw values (and gradients); `False` draws only the wires' types.
     - `gradients`: draw gradients. They need a scalar output or a `cotangent`; without either,
       only values are drawn.
     - `cotangent`: the gradient seeded on the output, structured like it.
@@ -957,16 +962,19 @@ def draw(
     - `legend`, `rankdir`: a legend below the picture; layout direction (`"LR"`, `"TB"`).
     - `max_label`: the longest name or detail drawn, in characters.
     - `small`: arrays with at most this many elements show every element.
+    - `names`: names for the positional arguments (default: from `f`'s signature; `x0`, `x1`,
+      ... for a graph).
 
     **Returns:** a [`funcgraph.Drawing`][].
     """
     static = dict(static or {})
     if isinstance(f, Graph):
         graph = f
-        names = _leaf_names(jax.tree_util.tree_unflatten(graph.in_tree, graph.inputs), None)
-        names = [f"x{n}" if not s else f"x{s}" for n, s in enumerate(names)]
-        if args:
-            names = _leaf_names(tuple(args), _arg_names(None, len(args)))
+        top = list(names) if names is not None else []
+        n_args = len(graph.in_tree.children())
+        top += [f"x{i}" for i in range(len(top), n_args)]
+        skeleton = jax.tree_util.tree_unflatten(graph.in_tree, [0] * len(graph.inputs))
+        leaf_names = _leaf_names(skeleton, top)
     else:
         if not args:
             examples = _examples(f)
@@ -977,17 +985,18 @@ def draw(
                 )
             args, static = tuple(examples[0].args), {**examples[0].static, **static}
         graph = trace(f, *args, **static)
-        names = _leaf_names(tuple(args), _arg_names(f, len(args)))
+        top = list(names) if names is not None else _arg_names(f, len(args))
+        leaf_names = _leaf_names(tuple(args), top)
 
-    values = grads = None
+    forward = grads = None
     note = ""
-    if args:
-        values = graph.forward(*args)
+    if args and values:
+        forward = graph.forward(*args)
         scalar = all(
             isinstance(o, Constant) or (o.shape == () and o.differentiable) for o in graph.outputs
         )
         if gradients and (cotangent is not None or scalar):
-            grads = graph.backward(*args, cotangent=cotangent, rules=rules, values=values)
+            grads = graph.backward(*args, cotangent=cotangent, rules=rules, values=forward)
         elif gradients:
             note = "no gradients: the output is not a scalar (pass cotangent=)"
         if grads is not None and rules == "reference":
@@ -997,7 +1006,7 @@ def draw(
     if report is not None and not culprits:
         note = "; ".join(filter(None, [note, "fg.check blames no node here"]))
     scene = _Scene()
-    for edge, label in zip(graph.inputs, names, strict=True):
+    for edge, label in zip(graph.inputs, leaf_names, strict=True):
         scene.sources.append((("", edge.id), _cap(label, max_label)))
     out_names = _leaf_names(
         jax.tree_util.tree_unflatten(graph.out_tree, list(graph.outputs)), None
@@ -1005,7 +1014,7 @@ def draw(
     for out, suffix in zip(graph.outputs, out_names, strict=True):
         label = _cap(graph.name + suffix, max_label)
         scene.sinks.append((out if isinstance(out, Constant) else ("", out.id), label))
-    _add_graph(scene, graph, values, grads, "", (), None, culprits, expand, max_label)
+    _add_graph(scene, graph, forward, grads, "", (), None, culprits, expand, max_label)
     _fuse_indexing(scene)
     if not expand:
         _collapse(scene, max_label)

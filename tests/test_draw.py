@@ -405,11 +405,17 @@ def test_lumped_nodes_expand_into_their_graph() -> None:
 # -- other inputs ---------------------------------------------------------------------------------
 
 
-def test_graph_without_arguments_draws_types_only() -> None:
+def test_types_only_for_a_graph_or_without_values() -> None:
     graph = fg.trace(circuit, *W)
-    svg = fg.draw(graph).svg()
-    assert not texts(svg, fgdraw.VALUE_COLOR) and not texts(svg, fgdraw.GRADIENT_COLOR)
-    assert "f32[]" in texts(svg) and "div" in texts(svg)
+    for drawing, inputs in [
+        (fg.draw(graph), ["x0", "x1", "x2", "x3"]),
+        (fg.draw(graph, names=["a", "b"]), ["a", "b", "x2", "x3"]),
+        (fg.draw(circuit, *W, values=False), ["w0", "w1", "w2", "w3"]),
+    ]:
+        svg = drawing.svg()
+        assert not texts(svg, fgdraw.VALUE_COLOR) and not texts(svg, fgdraw.GRADIENT_COLOR)
+        assert texts(svg).count("f32[]") == len(graph.edges)
+        assert set(inputs) <= set(texts(svg)) and "div" in texts(svg)
 
 
 def test_non_scalar_output_needs_a_cotangent_for_gradients() -> None:
