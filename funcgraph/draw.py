@@ -820,7 +820,7 @@ def renderer() -> str:
 
 
 def render(source: str, format: str) -> bytes:
-    """Render DOT `source` to `format` (`"svg"`, `"png"`, ...) with [`renderer`][]."""
+    """Render DOT `source` to `format` (`"svg"`, `"png"`, ...) with `renderer()`."""
     program = renderer()
     try:
         done = subprocess.run(

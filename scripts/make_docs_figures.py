@@ -27,7 +27,7 @@ import funcgraph as fg
 from funcgraph.draw import renderer
 from funcgraph.nodes import add, div, exp, matmul, maximum, mul, reciprocal, scale, square
 
-# -- tutorial 1-3: the lecture's circuit ---------------------------------------------------------
+# -- tutorials 1-3 and 7: the lecture's circuit, and a wrong rule in it ----------------------------
 
 
 def f(w0, w1, w2, w3):
@@ -54,6 +54,9 @@ def f_buggy(w0, w1, w2, w3):
     numerator = add(scale(square(w0), c=3.0), mul(w3, w1))
     denominator = scale(reciprocal(w2), c=8.0)
     return div_sign_dropped(numerator, denominator)
+
+
+f_buggy.__name__ = "f"  # tutorial 7 calls it f, and the picture is titled by the name
 
 
 # -- tutorial 4: the gates -----------------------------------------------------------------------
@@ -109,11 +112,11 @@ def figures() -> dict[str, Callable[[], fg.Drawing]]:
     }
     check = getattr(fg, "check", None)
     if callable(check):
-        out["lecture_circuit_culprit.svg"] = lambda: fg.draw(
-            f_buggy, *W, report=check(f_buggy, *W)
+        out["wrong_gradient.svg"] = lambda: fg.draw(
+            f_buggy, *W, report=check(f_buggy, *W, seeds=1)
         )
     else:
-        print("fg.check is not available: lecture_circuit_culprit.svg not made", file=sys.stderr)
+        print("fg.check is not available: wrong_gradient.svg not made", file=sys.stderr)
     return out
 
 
