@@ -737,6 +737,10 @@ def _dot(
             )
             edges.append(f'  "w{n}":m:e -> "{target}"{style};')
     lines += _clusters(tree, titles, scene.culprit_clusters)
+    if scene.sinks:
+        # The outputs line up at the far end, as the lecture's pictures end in f.
+        sinks = "; ".join(f'"out{n}"' for n in range(len(scene.sinks)))
+        lines.append(f'  {{ rank="sink"; {sinks}; }}')
     lines += edges
     if legend:
         has_values = any(w.value is not None for w in scene.wires.values())
