@@ -14,6 +14,7 @@ __all__ = [
     "grad_like",
     "normal",
     "normalize_axes",
+    "spread",
     "unbroadcast",
 ]
 
@@ -76,3 +77,13 @@ def away_from(key: jax.Array, shape: Sequence[int], point: float = 0.0, gap: flo
     """Normal example input kept at least `gap` away from `point` (a kink), elementwise."""
     z = jax.random.normal(key, tuple(shape))
     return point + jnp.where(z >= 0, z + gap, z - gap)
+
+
+def spread(key: jax.Array, shape: Sequence[int], gap: float = 0.4) -> jax.Array:
+    """Example input whose entries are pairwise at least `0.75 * gap` apart (distinct values
+    `gap` apart, shuffled, plus a little noise): no ties, so max-type kinks stay far away."""
+    k1, k2 = jax.random.split(key)
+    n = int(np.prod(shape))
+    grid = jax.random.permutation(k1, n).astype(jnp.result_type(float)) - (n - 1) / 2
+    noise = jax.random.uniform(k2, (n,), maxval=gap / 4)
+    return (grid * gap + noise).reshape(tuple(shape))

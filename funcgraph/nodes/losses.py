@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from funcgraph.errors import NodeInputError, ShapeMismatchError
 from funcgraph.node import node
-from funcgraph.nodes._util import normal
+from funcgraph.nodes._util import normal, spread
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -27,6 +27,13 @@ __all__ = [
 def _classification_example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     k1, k2 = jax.random.split(key)
     return normal(k1, (4, 5)), jax.random.randint(k2, (4,), 0, 5)
+
+
+def _hinge_example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    k1, k2 = jax.random.split(key)
+    # Score differences are 0.4 k + noise in (-0.1, 0.1), so every margin s_j - s_y + 1 is at
+    # least 0.1 from its kink at 0.
+    return spread(k1, (4, 5), gap=0.4), jax.random.randint(k2, (4,), 0, 5)
 
 
 def _check_labels(name: str, scores: jax.Array, labels: jax.Array) -> None:
@@ -90,7 +97,7 @@ def _svm_hinge_kinks(scores, labels, *, margin: float = 1.0) -> float:
     return float(jnp.min(jnp.where(is_label, jnp.inf, jnp.abs(m)))) / 2
 
 
-@node(save="inputs", example=_classification_example, kinks=_svm_hinge_kinks)
+@node(save="inputs", example=_hinge_example, kinks=_svm_hinge_kinks)
 def svm_hinge(scores, labels, *, margin: float = 1.0):
     r"""Multiclass SVM (hinge) loss, as in CS231n, with margin $\Delta$ (static).
 
