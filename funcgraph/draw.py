@@ -849,6 +849,7 @@ class Drawing:
 
     - `source`: the DOT source.
     - `name`: the drawn function's name.
+    - `n_gates`: how many gates it shows (a collapsed call counts as one).
     """
 
     def __init__(self, source: str, name: str, n_gates: int) -> None:

@@ -330,7 +330,7 @@ def test_real_check_report_blames_the_planted_bug() -> None:
     check = getattr(fg, "check", None)
     if check is None:
         pytest.skip("fg.check has not landed in this tree yet")
-    report = check(buggy_circuit, *W)
+    report = check(buggy_circuit, *W, seeds=1)
     assert not report.ok
     assert any(r.node == "div_sign_dropped" for r in report.culprits)
     _assert_culprit_drawn(
