@@ -17,6 +17,13 @@ def key() -> jax.Array:
     return jax.random.key(0)
 
 
+def _compile_fast(f, *args):
+    """`jax.jit(f)` compiled for `args` with cheap LLVM settings: test programs are tiny and run
+    once, so compile time is what counts (the XLA graph and its numerics are unchanged)."""
+    options = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    return jax.jit(f).lower(*args).compile(options)
+
+
 def assert_vjp_matches_reference(fn, reference, args, *, seed=0, rtol=None, atol=None, jit=True):
     """Check a node's hand-written VJP (`jax.vjp(fn)`) against autodiff of its pure forward
     (`jax.vjp(reference)`): same output, same gradient for a random cotangent. Integer inputs
@@ -38,7 +45,7 @@ def assert_vjp_matches_reference(fn, reference, args, *, seed=0, rtol=None, atol
         out_ref, vjp_ref = jax.vjp(reference, *a)
         return (out, vjp(ct)), (out_ref, vjp_ref(ct))
 
-    got, want = (jax.jit(both) if jit else both)(*args)
+    got, want = _compile_fast(both, *args)(*args) if jit else both(*args)
     wide = any(leaf.dtype == jnp.float64 for leaf in leaves)
     rtol = rtol if rtol is not None else (1e-9 if wide else 2e-4)
     atol = atol if atol is not None else (1e-11 if wide else 2e-5)
@@ -123,7 +130,8 @@ def assert_grad_of_grad_matches_reference(fn, reference, args, *, argnums=0, see
 
         return jax.grad(projected, argnums=argnums)(*a)
 
-    got, want = jax.jit(lambda *a: (second(fn, *a), second(reference, *a)))(*args)
+    compiled = _compile_fast(lambda *a: (second(fn, *a), second(reference, *a)), *args)
+    got, want = compiled(*args)
     wide = jnp.result_type(args[argnums]) == jnp.float64
     scale = float(np.max(np.abs(want), initial=1.0))
     np.testing.assert_allclose(

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from funcgraph.errors import NodeInputError, ShapeMismatchError
 from funcgraph.node import Example, node
@@ -106,7 +107,9 @@ def max_pool2d(x, *, window: Size = 2, stride: Size = 2):
     gradient (as XLA's select-and-scatter does); a tie is a kink.
     """
     k, s, _ = _geometry("max_pool2d", x, window, stride)
-    init = jnp.array(-jnp.inf, dtype=x.dtype)
+    # A NumPy (concrete) init value, so that JAX recognizes the max-monoid reduction (which it
+    # can differentiate) even under jit.
+    init = np.array(-np.inf, dtype=x.dtype)
     return jax.lax.reduce_window(x, init, jax.lax.max, (1, *k, 1), (1, *s, 1), "VALID")
 
 
@@ -133,7 +136,7 @@ def avg_pool2d(x, *, window: Size = 2, stride: Size = 2):
     \sum_{(i,j):\ (p,q) \in \text{window}(i,j)} g_{n,i,j,c}$
     """
     k, s, _ = _geometry("avg_pool2d", x, window, stride)
-    zero = jnp.zeros((), dtype=x.dtype)
+    zero = np.zeros((), dtype=x.dtype)
     total = jax.lax.reduce_window(x, zero, jax.lax.add, (1, *k, 1), (1, *s, 1), "VALID")
     return total / (k[0] * k[1])
 
