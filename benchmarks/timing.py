@@ -105,8 +105,15 @@ def compile_seconds(fn: Callable[..., Any], *args: Any) -> float:
 
 
 def temp_bytes(fn: Callable[..., Any], *args: Any) -> int:
-    """XLA's compiled temporary (scratch) memory of `jax.jit(fn)` at `args`, in bytes."""
-    analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+    """XLA's compiled temporary (scratch) memory of `jax.jit(fn)` at `args`, in bytes.
+
+    `fn` may also be an already compiled function (`jax.jit(f).lower(...).compile()`), given
+    without `args`.
+    """
+    compiled = fn if not args and hasattr(fn, "memory_analysis") else None
+    if compiled is None:
+        compiled = jax.jit(fn).lower(*args).compile()
+    analysis = compiled.memory_analysis()
     if analysis is None:
         raise RuntimeError("this JAX backend gives no memory_analysis() for compiled programs")
     return int(analysis.temp_size_in_bytes)

@@ -1,0 +1,142 @@
+"""The benchmark command: `python -m benchmarks.run [--quick] [--out DIR] [--doc PATH]`.
+
+Runs the four comparisons of the benchmark suite in one process (the gradient checks in worker
+processes of their own) and writes `results.md` and `results.json` to `--out`:
+
+1. train-step time of the same networks, funcgraph nodes against plain `jnp` + `jax.grad`;
+2. compiled temporary memory of those steps;
+3. gradient-check cost on a dense node: `fg.check`, `jax.test_util.check_grads`,
+   `torch.autograd.gradcheck` (fast and slow; skipped when torch is absent);
+4. graph overhead of a 1000-node graph: `fg.trace` and the jitted `graph.backward` against
+   `jax.make_jaxpr` and jitted `jax.grad`.
+
+`--quick` uses tiny sizes and one or two repeats: it proves the command works (CI runs it) and
+its numbers mean nothing. The full run takes about five minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SECTIONS", "main", "run"]
+
+SECTIONS = ("train_step", "gradcheck", "overhead")
+
+_DOC_HEADER = """\
+# Benchmarks
+
+Claims about speed and memory, measured in one run against what a user would otherwise pick:
+the same networks written in plain `jnp` and differentiated by `jax.grad`, JAX's and torch's
+gradient checkers, and JAX's own tracing and differentiation. Every ratio below comes from one
+run of
+
+```bash
+pip install -e '.[bench]'        # torch (CPU) for the gradient-check comparison; optional
+python -m benchmarks.run --out out/benchmarks --doc docs/benchmarks.md
+```
+
+with the two sides of each comparison interleaved. `python -m benchmarks.run --quick` runs the
+same code at tiny sizes in well under a minute (CI does, to prove it works; its numbers mean
+nothing). Ratios are funcgraph / baseline: below 1 funcgraph is faster or smaller.
+
+"""
+
+
+def _log(msg: str) -> None:
+    print(f"[benchmarks] {msg}", file=sys.stderr, flush=True)
+
+
+def run(*, quick: bool, sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
+    """Run the selected sections and return the results (what `results.json` holds).
+
+    **Arguments:**
+
+    - `quick`: tiny sizes and few repeats (a smoke test; the numbers mean nothing).
+    - `sections`: any of [`SECTIONS`][]; `"train_step"` covers both time and memory.
+
+    **Returns:** a dict with `machine`, `quick`, `seconds`, one entry per section and
+    `targets`.
+    """
+    from benchmarks import report
+
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown benchmark section(s) {sorted(unknown)}; choose from {SECTIONS}")
+    start = time.perf_counter()
+    results: dict[str, Any] = {"quick": quick, "machine": report.machine()}
+    if "train_step" in sections:
+        from benchmarks import networks
+
+        _log("train steps: funcgraph nodes vs jnp + jax.grad")
+        results["train_step"] = networks.run(
+            networks.networks(quick=quick), repeats=2 if quick else 15
+        )
+    if "gradcheck" in sections:
+        from benchmarks import gradcheck
+
+        _log("gradient checks on a dense node (one process per checker and size)")
+        results["gradcheck"] = gradcheck.run(
+            sizes=(8,) if quick else (64, 256, 1024, 4096),
+            batch=4 if quick else 8,
+            repeats=1 if quick else 3,
+            memory_budget_bytes=2**31,
+        )
+    if "overhead" in sections:
+        from benchmarks import overhead
+
+        _log("graph overhead: fg.trace / graph.backward vs jax.make_jaxpr / jax.grad")
+        results["overhead"] = overhead.run(
+            applications=40 if quick else 1000,
+            width=16,
+            repeats=2 if quick else 7,
+            compile_repeats=1 if quick else 2,
+        )
+    results["targets"] = report.targets(results)
+    results["seconds"] = time.perf_counter() - start
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (0 also when a target is missed: the
+    benchmark reports, it does not judge)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="funcgraph's benchmarks: ratios against plain JAX (and torch), one run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/benchmarks"), help="folder for results.md/.json"
+    )
+    parser.add_argument(
+        "--doc", type=Path, default=None, help="also write the results page here (docs/...)"
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)}",
+    )
+    args = parser.parse_args(argv)
+    from benchmarks import report
+
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    results = run(quick=args.quick, sections=sections)
+    page = report.markdown(results)
+    report.write_atomic(args.out / "results.json", report.to_json(results))
+    report.write_atomic(args.out / "results.md", page)
+    if args.doc is not None:
+        body = page.split("\n", 1)[1] if page.startswith("# ") else page
+        report.write_atomic(args.doc, _DOC_HEADER + body.lstrip("\n"))
+    _log(f"wrote {args.out / 'results.md'} and results.json in {results['seconds']:.0f} s")
+    for claim in results["targets"]:
+        verdict = "met" if claim["met"] else "MISSED"
+        _log(f"{claim['claim']}: {claim['ratio']:.2f} (target ≤ {claim['target']}) {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The benchmark command runs end to end in quick mode and writes complete results.
+
+These are not timed tests: they prove the command works and that every section reports what it
+should (numbers where ratios belong, agreement between the two sides it compares). The ratios'
+values at quick sizes mean nothing and are not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import gradcheck, report, timing  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("bench")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    return results, (out / "results.md").read_text()
+
+
+def _is_ratio(x: object) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def test_quick_run_has_every_section(quick_run: tuple[dict, str]) -> None:
+    results, page = quick_run
+    assert results["quick"] is True
+    for section in ("machine", "train_step", "gradcheck", "overhead", "targets"):
+        assert section in results
+    assert results["machine"]["cores"] >= 1
+    for heading in ("Train-step time", "Compiled temporary memory", "Gradient-check", "overhead"):
+        assert heading in page
+
+
+def test_train_steps_compare_the_same_math(quick_run: tuple[dict, str]) -> None:
+    rows = quick_run[0]["train_step"]
+    assert [r["network"].split()[0] for r in rows] == ["MLP", "LeNet", "Transformer"]
+    for r in rows:
+        assert _is_ratio(r["time_ratio"]) and _is_ratio(r["memory_ratio"])
+        assert r["funcgraph_temp_bytes"] > 0 and r["baseline_temp_bytes"] > 0
+        # The baseline must compute what funcgraph computes, or the ratio compares nothing.
+        assert r["gradient_max_relative_difference"] < 1e-4
+        assert r["loss_difference"] < 1e-4
+    claims = {c["claim"] for c in quick_run[0]["targets"]}
+    assert len(claims) == 4  # three step times, the transformer block's memory
+
+
+def test_gradcheck_rows(quick_run: tuple[dict, str]) -> None:
+    section = quick_run[0]["gradcheck"]
+    rows = {r["checker"]: r for r in section["rows"]}
+    assert set(rows) == set(gradcheck.CHECKERS)
+    for name in ("fg.check", "jax check_grads"):
+        r = rows[name]
+        assert "error" not in r and "skipped" not in r, r
+        assert r["passes_correct"] is True
+        assert r["first_s"] > 0
+        assert r["peak_bytes"] is None or r["peak_bytes"] >= 0
+    # funcgraph's checker must catch the planted 1.001 error even at smoke-test sizes.
+    assert rows["fg.check"]["catches_planted"] is True
+    for name in ("torch gradcheck fast", "torch gradcheck slow"):
+        r = rows[name]
+        if section["torch_available"]:
+            assert r.get("passes_correct") is True, r
+        else:
+            assert "torch is not installed" in r["skipped"]
+
+
+def test_overhead_rows(quick_run: tuple[dict, str]) -> None:
+    section = quick_run[0]["overhead"]
+    assert section["gradients_agree"] is True
+    assert section["applications"] == 40
+    assert [r["what"] for r in section["rows"]] == [
+        "trace",
+        "backward: compile",
+        "backward: run",
+    ]
+    assert all(_is_ratio(r["ratio"]) for r in section["rows"])
+
+
+def test_overhead_chain_has_the_requested_number_of_nodes() -> None:
+    import jax.numpy as jnp
+
+    import funcgraph as fg
+    from benchmarks.overhead import chain
+
+    x = jnp.ones((3,), jnp.float32)
+    for n in (1, 2, 4, 10, 1000):
+        graph = fg.trace(lambda x, n=n: chain(x, applications=n), x)
+        assert len(graph.hand_applications) == n
+
+
+def test_interleaved_alternates_sides_and_takes_medians() -> None:
+    calls: list[str] = []
+
+    def side(name: str):
+        def fn() -> int:
+            calls.append(name)
+            return 0
+
+        return fn
+
+    t = timing.interleaved({"a": side("a"), "b": side("b")}, repeats=4, max_inner=1)
+    assert len(t["a"].samples) == len(t["b"].samples) == 4
+    for name in ("a", "b"):
+        s = sorted(t[name].samples)
+        assert t[name].median == pytest.approx((s[1] + s[2]) / 2)
+    timed = calls[2:]  # after one warm-up call each
+    assert timed == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+def test_temp_bytes_counts_an_intermediate() -> None:
+    import jax.numpy as jnp
+
+    x = jnp.ones((256, 256), jnp.float32)
+    # The (256, 256) product must live somewhere before its sum is taken.
+    assert timing.temp_bytes(lambda a: jnp.sum(jnp.sin(a @ a) @ a), x) >= 256 * 256 * 4
+
+
+def test_jacobian_bytes_counts_both_jacobians() -> None:
+    batch, n = 3, 5
+    inputs = batch * n + n * n + n
+    outputs = batch * n
+    assert gradcheck.jacobian_bytes(n, batch) == 2 * 8 * inputs * outputs
+
+
+def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "r.json"
+    report.write_atomic(path, "first")
+    report.write_atomic(path, "second")
+    assert path.read_text() == "second"
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
