@@ -246,6 +246,7 @@ PUBLIC_MODULES = [
     "funcgraph.train",
     "funcgraph.checkpoint",
     "funcgraph.datasets",
+    "funcgraph.strategies",
 ]
 
 
