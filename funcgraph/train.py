@@ -107,17 +107,22 @@ class Step:
         mesh: Mesh | None,
         backward: Literal["jax", "graph"],
     ) -> None:
+        # Keywords travel as one positional pytree: fg.value_and_grad treats keywords as static.
+        def loss_of(params: Any, batch: tuple[Any, ...], kwargs: dict[str, Any]) -> jax.Array:
+            return loss_fn(params, *batch, **kwargs)
+
+        loss_of.__name__ = getattr(loss_fn, "__name__", "loss")
         if backward == "jax":
-            value_and_grad = jax.value_and_grad(loss_fn)
+            value_and_grad = jax.value_and_grad(loss_of)
         elif backward == "graph":
             from funcgraph.graph import value_and_grad as graph_value_and_grad
 
-            value_and_grad = graph_value_and_grad(loss_fn)
+            value_and_grad = graph_value_and_grad(loss_of)
         else:
             raise ValueError(f"make_step: backward={backward!r}, expected 'jax' or 'graph'")
 
         def step(params: Any, opt_state: Any, *batch: Any, **kwargs: Any) -> tuple[Any, ...]:
-            loss, grads = value_and_grad(params, *batch, **kwargs)
+            loss, grads = value_and_grad(params, batch, kwargs)
             # optax mixes Python floats with int32 step counts (bias corrections, schedules),
             # which strict dtype promotion refuses; the model itself stays under the user's rule.
             with jax.numpy_dtype_promotion("standard"):
@@ -137,16 +142,23 @@ class Step:
     def place(self, params: Any, opt_state: Any, batch: Sequence[Any], kwargs: Any) -> Any:
         """Replicate params, optimizer state and keywords; shard the batch's leading axis.
 
-        A batch whose leading axis does not divide evenly over the mesh is replicated instead
-        (the step still computes the same numbers, without the speed-up).
+        A batch array whose leading axis does not divide evenly over the mesh (or a scalar, or
+        a PRNG key) is replicated instead: the step computes the same numbers either way.
         """
         if self.mesh is None:
             return params, opt_state, tuple(batch), kwargs
         n = self.mesh.size
-        divisible = all(jnp.ndim(b) >= 1 and jnp.shape(b)[0] % n == 0 for b in batch)
-        batch_sharding = self._sharded if divisible else self._replicated
+
+        def sharding(b: Any) -> NamedSharding:
+            return (
+                self._sharded
+                if jnp.ndim(b) >= 1 and jnp.shape(b)[0] % n == 0
+                else (self._replicated)
+            )
+
         params, opt_state, kwargs = jax.device_put((params, opt_state, kwargs), self._replicated)
-        return params, opt_state, tuple(jax.device_put(tuple(batch), batch_sharding)), kwargs
+        batch = tuple(jax.device_put(b, jax.tree_util.tree_map(sharding, b)) for b in batch)
+        return params, opt_state, batch, kwargs
 
     def __call__(self, params: Any, opt_state: Any, *batch: Any, **kwargs: Any) -> Any:
         params, opt_state, batch, kwargs = self.place(params, opt_state, batch, kwargs)
@@ -543,13 +555,20 @@ def fit(
         )
     steps_per_epoch = n // batch_size if drop_last else math.ceil(n / batch_size)
 
-    step_fn = make_step(loss_fn, optimizer, mesh=mesh, backward=backward)
+    train_loss = loss_fn
+    if _accepts_key(loss_fn):
+        # Each step's key is fold_in(epoch_key, i), computed inside the jitted step.
+        def train_loss(params: Any, *batch: Any, epoch_key: jax.Array, index: Any) -> jax.Array:
+            return loss_fn(params, *batch, key=jax.random.fold_in(epoch_key, index))
+
+        train_loss.__name__ = getattr(loss_fn, "__name__", "loss")
+
+    step_fn = make_step(train_loss, optimizer, mesh=mesh, backward=backward)
     if step_fn.mesh is not None and batch_size % step_fn.mesh.size:
         raise DataError(
             f"fit: batch_size={batch_size} does not divide over the {step_fn.mesh.size} "
             f"devices of the mesh; use a multiple of {step_fn.mesh.size}"
         )
-    with_key = _accepts_key(loss_fn)
 
     if state is None:
         with jax.numpy_dtype_promotion("standard"):
@@ -581,8 +600,8 @@ def fit(
                 idx = perm[i * batch_size : (i + 1) * batch_size]
                 batch = tuple(a[idx] for a in arrays)
                 kwargs = {}
-                if with_key:
-                    kwargs["key"] = jax.random.fold_in(epoch_key, i + 1)
+                if train_loss is not loss_fn:
+                    kwargs = {"epoch_key": epoch_key, "index": np.int32(i + 1)}
                 new = step_fn(params, opt_state, *batch, **kwargs)
                 loss = float(new[2])
                 if not math.isfinite(loss):
