@@ -6,6 +6,10 @@ checked against autodiff and finite differences.
 """
 
 from funcgraph import nodes as nodes
+from funcgraph.checking import Report as Report
+from funcgraph.checking import Row as Row
+from funcgraph.checking import assert_gradients as assert_gradients
+from funcgraph.checking import check as check
 from funcgraph.debug import NanReport as NanReport
 from funcgraph.debug import debug_nans as debug_nans
 from funcgraph.draw import Drawing as Drawing
@@ -52,8 +56,12 @@ __all__ = [
     "Node",
     "NodeDefinitionError",
     "NodeInputError",
+    "Report",
+    "Row",
     "ShapeMismatchError",
     "TraceError",
+    "assert_gradients",
+    "check",
     "debug_nans",
     "draw",
     "example",
