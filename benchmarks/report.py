@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "markdown", "targets", "write_atomic"]
+__all__ = ["load_average", "machine", "markdown", "targets", "to_json", "write_atomic"]
 
 
 def _cpu_model() -> str:
@@ -34,6 +34,14 @@ def _memory_gb() -> float | None:
     return None
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work competing for the cores)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores usable, memory, library versions."""
     import jax
@@ -50,6 +58,7 @@ def machine() -> dict[str, Any]:
     except ImportError:
         torch_version = None
     return {
+        "load_average": load_average(),
         "cpu": _cpu_model(),
         "cores": cores,
         "memory_gb": _memory_gb(),
@@ -247,6 +256,16 @@ def _overhead_table(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _load_note(m: dict[str, Any], end: list[float] | None) -> str:
+    start = m.get("load_average")
+    if not start:
+        return "."
+    note = f"; load average (1 min) {start[0]:.1f} at the start"
+    if end:
+        note += f", {end[0]:.1f} at the end"
+    return note + " (other processes share the cores; interleaving cancels them in the ratios)."
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as a Markdown page: the machine, one table per section, the targets."""
     m = results["machine"]
@@ -256,7 +275,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores{mem}; {m['platform']}. Python {m['python']}, "
         f"JAX {m['jax']} (jaxlib {m['jaxlib']}, {m['jax_backend']}), torch "
-        f"{m['torch'] or 'not installed'}. The whole run took {results['seconds']:.0f} s.",
+        f"{m['torch'] or 'not installed'}. The whole run took {results['seconds']:.0f} s"
+        + _load_note(m, results.get("load_average_end")),
         "",
         "Times are medians over interleaved repeats (funcgraph, baseline, funcgraph, ...); "
         "absolute times are for information, the ratios (funcgraph / baseline, lower is "

@@ -98,6 +98,7 @@ def run(*, quick: bool, sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
         )
     results["targets"] = report.targets(results)
     results["seconds"] = time.perf_counter() - start
+    results["load_average_end"] = report.load_average()
     return results
 
 
