@@ -9,8 +9,11 @@ changes how it is treated:
 
 - `<!-- skip: REASON -->`: the block is shown but not run (only where it truly cannot run here,
   such as a multi-host launch).
-- `<!-- file: NAME -->`: the block is written to `NAME` in a fresh directory instead of being
-  run; a later `<!-- pytest: NAME -->` block runs `pytest NAME` there in a subprocess.
+- `<!-- file: NAME -->`: the block is written to the file `NAME` (in the page's own temporary
+  directory, where its python blocks also run) instead of being run.
+- `<!-- shell -->` (or `<!-- shell: exit N -->`): each line of the block is a shell command, run
+  in that directory with this environment's tools first on `PATH` (`pytest`, `funcgraph`); each
+  must exit with 0 (or N). A ```` ```text ```` block right after it is the expected output.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
 
 _FENCE = re.compile(r"^(?P<indent>[ ]*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)[^\n]*$")
-_MARKER = re.compile(r"^\s*<!--\s*(?P<kind>skip|file|pytest)\s*(?::\s*(?P<arg>.*?))?\s*-->\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*(?P<kind>skip|file|shell)\s*(?::\s*(?P<arg>.*?))?\s*-->\s*$")
 
 
 @dataclasses.dataclass
@@ -77,8 +80,12 @@ def parse_blocks(text: str) -> list[Block]:
         if i > 0 and (mm := _MARKER.match(lines[i - 1])):
             marker = (mm["kind"], mm["arg"] or "")
         gap = lines[last_end + 1 : i] if last_end >= 0 else ["x"]
-        follows_python = blocks and blocks[-1].lang == "python" and all(not s.strip() for s in gap)
-        if lang == "text" and follows_python and marker is None:
+        follows_code = (
+            blocks
+            and (blocks[-1].lang == "python" or blocks[-1].marker is not None)
+            and all(not s.strip() for s in gap)
+        )
+        if lang == "text" and follows_code and marker is None:
             blocks[-1].expected = body
         else:
             blocks.append(Block(lang, body, i + 1, marker))
@@ -88,7 +95,9 @@ def parse_blocks(text: str) -> list[Block]:
 
 
 def _pages() -> list[Path]:
-    return sorted(p for p in DOCS.rglob("*.md") if "python" in p.read_text())
+    return sorted(
+        p for p in DOCS.rglob("*.md") if re.search(r"```python|<!-- shell", p.read_text())
+    )
 
 
 def _normalize(text: str) -> str:
@@ -108,17 +117,42 @@ def clean_registry() -> Any:
     fg_node._REGISTRY.update(saved)
 
 
-def _run_pytest(directory: Path, target: str, where: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(directory)}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *target.split()],
-        cwd=directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def _run_shell(directory: Path, block: Block, expected_code: int, where: str) -> None:
+    """Run a shell block's commands in `directory`, as a user would in a terminal there."""
+    env = {
+        **os.environ,
+        # The tools of this interpreter's environment (pytest, funcgraph) come first on PATH.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(directory),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    output = []
+    code = 0
+    for command in block.code.splitlines():
+        if not command.strip() or command.lstrip().startswith("#"):
+            continue
+        result = subprocess.run(
+            ["bash", "-c", command],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        output.append(result.stdout + result.stderr)
+        code = result.returncode
+        if code != expected_code:
+            break
+    printed = "".join(output)
+    assert code == expected_code, (
+        f"{where}: `{command}` exited with {code}, expected {expected_code}:\n{printed}"
     )
-    assert result.returncode == 0, f"{where}: pytest {target} failed:\n{result.stdout}"
+    if block.expected is not None:
+        want, got = _normalize(block.expected), _normalize(printed)
+        assert _CHECKER.check_output(want, got, doctest.ELLIPSIS), (
+            f"{where}: output differs from the page's text block\n"
+            f"--- page ---\n{want}--- printed ---\n{got}"
+        )
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
@@ -144,8 +178,9 @@ def test_code_samples_run(
         if kind == "file":
             (tmp_path / arg).write_text(block.code + "\n")
             continue
-        if kind == "pytest":
-            _run_pytest(tmp_path, arg, where)
+        if kind == "shell":
+            code = int(arg.removeprefix("exit").strip() or 0) if arg else 0
+            _run_shell(tmp_path, block, code, where)
             ran += 1
             continue
         if block.lang != "python":
