@@ -152,3 +152,15 @@ def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
     report.write_atomic(path, "second")
     assert path.read_text() == "second"
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_doc_page_keeps_the_hand_written_analysis(tmp_path: Path) -> None:
+    from benchmarks.run import ANALYSIS_MARKER, doc_page
+
+    path = tmp_path / "benchmarks.md"
+    first = doc_page("# Benchmark results\n\nold table\n", path)
+    assert "old table" in first and first.rstrip().endswith(ANALYSIS_MARKER)
+    path.write_text(first + "\nWhy the target is missed.\n")
+    second = doc_page("# Benchmark results\n\nnew table\n", path)
+    assert "new table" in second and "old table" not in second
+    assert second.endswith(ANALYSIS_MARKER + "\n\nWhy the target is missed.\n")
