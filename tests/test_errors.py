@@ -9,8 +9,13 @@ message must match, and one parametrized test runs them all.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import os
+import pickle
 import re
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -19,11 +24,13 @@ import numpy as np
 import pytest
 
 import funcgraph as fg
+from funcgraph.checkpoint import load_checkpoint, save_checkpoint
+from funcgraph.errors import CheckpointError, DataError, NonFiniteLossError
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    make_mistake: Callable[[], Any]
+    make_mistake: Callable[..., Any]  # no arguments, or a temporary directory
     error: type[BaseException]
     match: str
 
@@ -33,10 +40,10 @@ CASES: dict[str, Case] = {}
 
 def case(
     error: type[BaseException], match: str
-) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a catalogue case; `match` is searched in the message (re.DOTALL)."""
 
-    def register(fn: Callable[[], Any]) -> Callable[[], Any]:
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         assert fn.__name__ not in CASES
         CASES[fn.__name__] = Case(fn, error, match)
         return fn
@@ -467,6 +474,263 @@ def value_and_grad_with_argnums_out_of_range():
     fg.value_and_grad(f, argnums=1)(jnp.ones(3))
 
 
+# -- checkpoints: refused whole, never unpickled -------------------------------------------------
+
+
+def _state() -> dict[str, Any]:
+    return {"w": jnp.arange(6.0).reshape(3, 2), "b": jnp.zeros(2), "step": jnp.asarray(7)}
+
+
+def _saved(directory: Path) -> Path:
+    return save_checkpoint(directory / "run.ckpt", _state())
+
+
+def _load_refused(path: Path, like: Any) -> None:
+    """Load, and whatever is raised, check the file and the template were left as they were."""
+    before = path.read_bytes() if path.exists() else None
+    snapshot = jax.tree_util.tree_map(np.array, like)
+    try:
+        load_checkpoint(path, like=like)
+    finally:
+        after = path.read_bytes() if path.exists() else None
+        assert before == after
+        jax.tree_util.tree_map(np.testing.assert_array_equal, like, snapshot)
+
+
+@case(
+    CheckpointError,
+    r"checkpoint .*run\.ckpt: unreadable, truncated or corrupted.*nothing was "
+    r"loaded",
+)
+def checkpoint_truncated(tmp_path):
+    path = _saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _load_refused(path, _state())
+
+
+@case(CheckpointError, r"checkpoint .*run\.ckpt.*(corrupted|checksum)")
+def checkpoint_with_flipped_bytes(tmp_path):
+    path = _saved(tmp_path)
+    data = bytearray(path.read_bytes())
+    # Flip a byte of every stored member's payload: the zip CRC or the SHA-256 must notice.
+    for offset in range(40, len(data) - 200, 97):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    _load_refused(path, _state())
+
+
+@case(
+    CheckpointError,
+    r"checkpoint .*does not match the template \(nothing was loaded\).*"
+    r"SHA-256 checksum does not match",
+)
+def checkpoint_with_tampered_values(tmp_path):
+    # A well-formed archive whose array bytes were changed after saving (zip CRCs recomputed).
+    path = _saved(tmp_path)
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    leaf = next(name for name in sorted(members) if name.startswith("leaf_"))
+    payload = bytearray(members[leaf])
+    payload[-1] ^= 0x01
+    members[leaf] = bytes(payload)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, payload in members.items():
+            z.writestr(name, payload)
+    _load_refused(path, _state())
+
+
+@case(
+    CheckpointError,
+    r"checkpoint .*does not match the template \(nothing was loaded\).*"
+    r"it holds 3 arrays, the template has 2",
+)
+def checkpoint_from_another_model(tmp_path):
+    path = _saved(tmp_path)
+    _load_refused(path, {"layers": [jnp.zeros((3, 2)), jnp.zeros(2)]})
+
+
+@case(
+    CheckpointError,
+    r"does not match the template.*\['w'\]: saved shape \[3, 2\], template "
+    r"has \[4, 2\]",
+)
+def checkpoint_with_other_shapes(tmp_path):
+    path = _saved(tmp_path)
+    _load_refused(path, {**_state(), "w": jnp.zeros((4, 2))})
+
+
+@case(
+    CheckpointError,
+    r"does not match the template.*\['b'\]: saved dtype float32, template has "
+    r"bfloat16",
+)
+def checkpoint_with_other_dtypes(tmp_path):
+    path = _saved(tmp_path)
+    _load_refused(path, {**_state(), "b": jnp.zeros(2, jnp.bfloat16)})
+
+
+@case(CheckpointError, r"checkpoint .*plain\.npz: not a funcgraph checkpoint \(no __meta__")
+def checkpoint_that_is_a_plain_npz(tmp_path):
+    path = tmp_path / "plain.npz"
+    np.savez(path, w=np.zeros((3, 2)))
+    _load_refused(path, _state())
+
+
+class _Exploit:
+    """Unpickling this would create a directory: the proof that something was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (str(self.marker),))
+
+
+@case(CheckpointError, r"checkpoint .*evil\.ckpt: unreadable, truncated or corrupted")
+def checkpoint_that_is_a_pickle(tmp_path):
+    path, marker = tmp_path / "evil.ckpt", tmp_path / "unpickled"
+    path.write_bytes(pickle.dumps({"w": _Exploit(marker)}))
+    try:
+        _load_refused(path, _state())
+    finally:
+        assert not marker.exists(), "a checkpoint was unpickled"
+
+
+@case(
+    CheckpointError,
+    r"checkpoint .*evil\.npz: unreadable, truncated or corrupted.*"
+    r"allow_pickle",
+)
+def checkpoint_with_a_pickled_object_array(tmp_path):
+    path, marker = tmp_path / "evil.npz", tmp_path / "unpickled"
+    np.savez(path, __meta__=np.array([_Exploit(marker)], dtype=object))
+    try:
+        _load_refused(path, _state())
+    finally:
+        assert not marker.exists(), "a checkpoint was unpickled"
+
+
+@case(
+    CheckpointError,
+    r"checkpoint: cannot store a leaf of type str; expected arrays, PRNG keys "
+    r"or numbers",
+)
+def saving_a_state_that_cannot_be_stored_keeps_the_old_checkpoint(tmp_path):
+    path = _saved(tmp_path)
+    before = path.read_bytes()
+    try:
+        save_checkpoint(path, {**_state(), "note": "epoch 3"})
+    finally:
+        # Atomic saves: the previous checkpoint is whole and no temporary file is left behind.
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]
+
+
+# -- training data and labels --------------------------------------------------------------------
+
+
+def _fit(data: tuple[Any, ...], *, num_classes: int | None = 3, **kwargs: Any) -> Any:
+    import optax
+
+    from funcgraph.train import fit
+
+    def loss(params, x, labels):
+        return fg.nodes.softmax_cross_entropy(fg.nodes.matmul(x, params), labels)
+
+    return fit(
+        loss,
+        jnp.zeros((4, 3)),
+        optax.sgd(0.1),
+        data,
+        key=jax.random.key(0),
+        epochs=1,
+        batch_size=2,
+        num_classes=num_classes,
+        progress=False,
+        **kwargs,
+    )
+
+
+_X = np.ones((6, 4), np.float32)
+
+
+@case(
+    DataError,
+    r"data: 1 label\(s\) out of range, e\.g\. label 3 at flat index 4; expected "
+    r"class indices in 0\.\.2",
+)
+def labels_out_of_range():
+    _fit((_X, np.array([0, 1, 2, 0, 3, 1])))
+
+
+@case(DataError, r"eval_data: 1 label\(s\) out of range, e\.g\. label -1 .*in 0\.\.2")
+def negative_label_in_the_evaluation_set():
+    _fit((_X, np.zeros(6, np.int32)), eval_data=(_X[:2], np.array([0, -1])))
+
+
+@case(DataError, r"data: labels have dtype float32; expected integer class indices in 0\.\.2")
+def float_labels():
+    _fit((_X, np.zeros(6, np.float32)))
+
+
+@case(
+    DataError,
+    r"data: labels have shape \(6, 3\); expected \(6,\), one class index per "
+    r"example \(not one-hot\)",
+)
+def one_hot_labels():
+    _fit((_X, np.eye(3, dtype=np.int32)[[0, 1, 2, 0, 1, 2]]))
+
+
+@case(
+    DataError,
+    r"data: inputs have 6 examples \(shape \(6, 4\)\) but labels have 5 "
+    r"\(shape \(5,\)\); the leading axes must match",
+)
+def inputs_and_labels_of_different_lengths():
+    _fit((_X, np.zeros(5, np.int32)))
+
+
+@case(
+    fg.NodeInputError,
+    r"node 'softmax_cross_entropy': input 'labels' must hold integer class "
+    r"indices, got dtype float32",
+)
+def loss_node_given_float_labels():
+    fg.nodes.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.zeros(2))
+
+
+@case(
+    fg.ShapeMismatchError,
+    r"node 'softmax_cross_entropy': input 'labels' has shape \(2, 3\), "
+    r"expected \(2,\) \(the scores' shape without the class axis\)",
+)
+def loss_node_given_one_hot_labels():
+    fg.nodes.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.eye(3, dtype=jnp.int32)[:2])
+
+
+@case(
+    NonFiniteLossError,
+    r"fit: the loss is (nan|inf) at step 0 \(epoch 0, batch 0\); the "
+    r"parameters were finite.*fg\.debug_nans",
+)
+def loss_that_becomes_nan_during_training():
+    x = _X.copy()
+    x[:, 0] = np.inf  # inputs that overflow the forward: inf * 0 = NaN in the first step
+    _fit((x, np.zeros(6, np.int32)))
+
+
+@case(CheckpointError, r"checkpoint .*run\.ckpt: unreadable, truncated or corrupted")
+def fit_resuming_from_a_corrupt_checkpoint(tmp_path):
+    path = tmp_path / "run.ckpt"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    try:
+        _fit((_X, np.zeros(6, np.int32)), checkpoint=path)
+    finally:
+        assert path.read_bytes() == b"PK\x03\x04 not really a zip"  # not overwritten
+
+
 # -- NaN and Inf in inputs -----------------------------------------------------------------------
 
 
@@ -491,10 +755,11 @@ def test_catalogue_has_at_least_25_cases() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_error_catalogue(name: str) -> None:
+def test_error_catalogue(name: str, tmp_path: Path) -> None:
     c = CASES[name]
+    takes_dir = len(inspect.signature(c.make_mistake).parameters) == 1
     with pytest.raises(c.error) as info:
-        c.make_mistake()
+        c.make_mistake(tmp_path) if takes_dir else c.make_mistake()
     assert isinstance(info.value, c.error)
     message = str(info.value)
     assert re.search(c.match, message, re.DOTALL), f"message does not match:\n{message}"
