@@ -747,6 +747,22 @@ def test_nan_and_inf_in_inputs_are_reported_by_debug_nans() -> None:
     assert re.search(r"args\[1\]: float32\[2\].*1 NaN", text)
 
 
+# -- safety --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["check", "--help"], ["draw", "--help"]])
+def test_cli_help_says_naming_a_file_runs_it(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = pytest.importorskip("funcgraph.cli")
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert re.search(r"imports it: its top-level code runs", text)
+    assert "Only check code you trust" in text
+
+
 # -- the catalogue runner ------------------------------------------------------------------------
 
 
