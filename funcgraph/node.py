@@ -130,6 +130,8 @@ class Node:
         self._signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        # Tools name a function by `__name__` (fg.trace, value_and_grad's errors): a node too.
+        self.__name__ = self.name
         if register:
             _register(self)
 
