@@ -404,6 +404,15 @@ def python_if_inside_a_node_forward():
     fg.trace(lambda x: branchy(x), jnp.ones(3))
 
 
+@case(fg.TraceError, r"fg\.trace\(sign_flip\): the function branches in Python")
+def tracing_a_node_that_branches_names_the_node():
+    @fg.node(register=False)
+    def sign_flip(x):
+        return x if jnp.sum(x) > 0 else -x
+
+    fg.trace(sign_flip, jnp.ones(3))
+
+
 @case(
     fg.TraceError,
     r"fg\.trace\(loop\): .*branches in Python",
