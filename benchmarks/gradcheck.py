@@ -108,15 +108,18 @@ def _measure(
         start = time.perf_counter()
         passed = check() and passed
         times.append(time.perf_counter() - start)
-    caught = not planted()
-    return {
+    result: dict[str, Any] = {
         "first_s": first,
         "median_s": statistics.median(times) if times else None,
         "later_calls": len(times),
         "peak_bytes": peak,
         "passes_correct": bool(passed),
-        "catches_planted": bool(caught),
+        "catches_planted": None,
     }
+    # Reported before the planted check runs, so a worker stopped for time still tells its cost.
+    print(json.dumps(result), flush=True)
+    result["catches_planted"] = not planted()
+    return result
 
 
 def _jax_checks(checker: str, n: int, batch: int) -> tuple[Callable[[], bool], ...]:
@@ -227,8 +230,16 @@ def _run_worker(
         done = subprocess.run(
             cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
         )
-    except subprocess.TimeoutExpired:
-        return {"skipped": f"timed out after {timeout_s:.0f} s"}
+    except subprocess.TimeoutExpired as err:
+        # The worker prints its measurements before the planted check: keep what it finished.
+        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        lines = out.strip().splitlines()
+        partial = json.loads(lines[-1]) if lines else {}
+        what = "the planted check" if partial else "the check"
+        partial["timed_out"] = f"{what} was stopped after {timeout_s:.0f} s"
+        if not lines:
+            partial["skipped"] = f"timed out after {timeout_s:.0f} s"
+        return partial
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"error": f"exit {done.returncode}: {tail}"}

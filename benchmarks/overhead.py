@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 import funcgraph as fg
-from benchmarks.timing import interleaved, ratio
+from benchmarks.timing import interleaved, paired_ratio
 from funcgraph.nodes.activations import tanh
 from funcgraph.nodes.gates import add, mul
 from funcgraph.nodes.reductions import sum as node_sum
@@ -122,7 +122,8 @@ def _row(what: str, ours: str, theirs: str, t: dict[str, Any]) -> dict[str, Any]
         "baseline": theirs,
         "funcgraph_s": t["funcgraph"].median,
         "baseline_s": t["jax"].median,
-        "ratio": ratio(t["funcgraph"].median, t["jax"].median),
+        "ratio": paired_ratio(t["funcgraph"], t["jax"]).median,
+        "ratio_quartiles": list(paired_ratio(t["funcgraph"], t["jax"])[1:]),
         "repeats": len(t["funcgraph"].samples),
         "inner": t["funcgraph"].inner,
     }

@@ -130,6 +130,14 @@ def _ratio(r: float | None) -> str:
     return "–" if r is None else f"**{r:.2f}**"
 
 
+def _spread(r: float | None, quartiles: list[float] | None) -> str:
+    if r is None:
+        return "–"
+    if not quartiles:
+        return _ratio(r)
+    return f"{_ratio(r)} ({quartiles[0]:.2f}–{quartiles[1]:.2f})"
+
+
 def _met(m: bool | None) -> str:
     return "–" if m is None else ("met" if m else "**missed**")
 
@@ -147,13 +155,13 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _train_tables(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["## 1. Train-step time", ""]
     lines += _table(
-        ["network", "funcgraph (ms)", "jnp + jax.grad (ms)", "ratio", "target", ""],
+        ["network", "funcgraph (ms)", "jnp + jax.grad (ms)", "ratio (quartiles)", "target", ""],
         [
             [
                 r["network"],
                 _ms(r["funcgraph_s"]),
                 _ms(r["baseline_s"]),
-                _ratio(r["time_ratio"]),
+                _spread(r["time_ratio"], r.get("time_ratio_quartiles")),
                 f"≤ {r['time_target']}",
                 _met(r["time_met"]),
             ]
@@ -212,7 +220,9 @@ def _gradcheck_table(section: dict[str, Any]) -> list[str]:
                 _seconds(r["median_s"]),
                 _mb(r["peak_bytes"]),
                 _yes(r["passes_correct"]),
-                _yes(r["catches_planted"]),
+                _yes(r["catches_planted"])
+                if r.get("catches_planted") is not None
+                else f"not known: {r.get('timed_out', 'not run')}",
             ]
         )
     lines += _table(
@@ -240,7 +250,7 @@ def _overhead_table(section: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _table(
-        ["measure", "funcgraph", "JAX", "funcgraph", "JAX", "ratio"],
+        ["measure", "funcgraph", "JAX", "funcgraph", "JAX", "ratio (quartiles)"],
         [
             [
                 r["what"],
@@ -248,7 +258,7 @@ def _overhead_table(section: dict[str, Any]) -> list[str]:
                 r["baseline"],
                 _seconds(r["funcgraph_s"]),
                 _seconds(r["baseline_s"]),
-                _ratio(r["ratio"]),
+                _spread(r["ratio"], r.get("ratio_quartiles")),
             ]
             for r in section["rows"]
         ],
@@ -278,9 +288,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['torch'] or 'not installed'}. The whole run took {results['seconds']:.0f} s"
         + _load_note(m, results.get("load_average_end")),
         "",
-        "Times are medians over interleaved repeats (funcgraph, baseline, funcgraph, ...); "
-        "absolute times are for information, the ratios (funcgraph / baseline, lower is "
-        "better for funcgraph) are the claim.",
+        "Times are medians over interleaved repeats (funcgraph, baseline, baseline, funcgraph, "
+        "...); absolute times are for information, the ratios (funcgraph / baseline, lower is "
+        "better for funcgraph) are the claim. A time ratio is the median of the ratios of "
+        "neighbouring repeats, with their first and third quartiles in brackets (the spread "
+        "that noise leaves).",
         "",
     ]
     if "train_step" in results:

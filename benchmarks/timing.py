@@ -19,9 +19,11 @@ from typing import Any, NamedTuple
 import jax
 
 __all__ = [
+    "Ratio",
     "Timing",
     "compile_seconds",
     "interleaved",
+    "paired_ratio",
     "ratio",
     "temp_bytes",
 ]
@@ -117,6 +119,31 @@ def temp_bytes(fn: Callable[..., Any], *args: Any) -> int:
     if analysis is None:
         raise RuntimeError("this JAX backend gives no memory_analysis() for compiled programs")
     return int(analysis.temp_size_in_bytes)
+
+
+class Ratio(NamedTuple):
+    """A time ratio A/B from interleaved repeats.
+
+    **Attributes:**
+
+    - `median`: the median over repeats of $a_i / b_i$, each the ratio of two neighbouring
+      measurements, so that load on the machine that changes during the run (other processes)
+      affects both parts of each ratio alike.
+    - `low`, `high`: the first and third quartile of those ratios (the spread from noise).
+    """
+
+    median: float
+    low: float
+    high: float
+
+
+def paired_ratio(a: Timing, b: Timing) -> Ratio:
+    """The ratio of two sides timed together by [`interleaved`][], repeat by repeat."""
+    ratios = sorted(x / y for x, y in zip(a.samples, b.samples, strict=True))
+    if len(ratios) < 2:
+        return Ratio(ratios[0], ratios[0], ratios[0])
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return Ratio(statistics.median(ratios), q1, q3)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
