@@ -24,6 +24,17 @@ def _compile_fast(f, *args):
     return jax.jit(f).lower(*args).compile(options)
 
 
+def randn(seed, *shapes, dtype="float32"):
+    """Normal test inputs from NumPy (eager `jax.random` compiles a kernel per new shape, which
+    would dominate these tests' run time); one array per shape, a tuple when several."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = tuple(jnp.asarray(rng.standard_normal(s).astype(dtype)) for s in shapes)
+    return out[0] if len(out) == 1 else out
+
+
 def assert_vjp_matches_reference(fn, reference, args, *, seed=0, rtol=None, atol=None, jit=True):
     """Check a node's hand-written VJP (`jax.vjp(fn)`) against autodiff of its pure forward
     (`jax.vjp(reference)`): same output, same gradient for a random cotangent. Integer inputs
@@ -34,10 +45,9 @@ def assert_vjp_matches_reference(fn, reference, args, *, seed=0, rtol=None, atol
 
     out_shape = jax.eval_shape(fn, *args)
     leaves = jax.tree_util.tree_leaves(out_shape)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
     ct = jax.tree_util.tree_unflatten(
         jax.tree_util.tree_structure(out_shape),
-        [jax.random.normal(k, o.shape, o.dtype) for k, o in zip(keys, leaves, strict=True)],
+        [randn(seed + i, o.shape, dtype=o.dtype) for i, o in enumerate(leaves)],
     )
 
     def both(*a):
@@ -58,14 +68,27 @@ def assert_vjp_matches_reference(fn, reference, args, *, seed=0, rtol=None, atol
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * scale)
 
 
+def _host_map(f, *trees):
+    """Map `f` over NumPy copies of array leaves (no eager JAX ops, so nothing compiles)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    def leaf(*xs):
+        if jnp.issubdtype(xs[0].dtype, jax.dtypes.prng_key):
+            return f(*xs)
+        return jnp.asarray(f(*(np.asarray(x) for x in xs)))
+
+    return jax.tree_util.tree_map(leaf, *trees)
+
+
 def cast_floats(tree, dtype):
     """Cast the floating-point leaves of a pytree to `dtype` (integer leaves are kept)."""
     import jax.numpy as jnp
 
     def cast(x):
-        return x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x
+        return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
-    return jax.tree_util.tree_map(cast, tree)
+    return _host_map(cast, tree)
 
 
 NODE_CHECK_MODES = ("float32", "float64", "vmap")
@@ -80,10 +103,9 @@ def node_cases(module):
     prefix = f"funcgraph.nodes.{module}."
     nodes = [n for name, n in registry().items() if name.startswith(prefix)]
     assert nodes, f"no nodes registered under {prefix}"
+    key = jax.random.key(0)
     return [
-        pytest.param(n, i, id=f"{n.name}[{i}]")
-        for n in nodes
-        for i in range(len(n.examples(jax.random.key(0))))
+        pytest.param(n, i, id=f"{n.name}[{i}]") for n in nodes for i in range(len(n.examples(key)))
     ]
 
 
@@ -94,6 +116,7 @@ def check_node_case(node, index, mode):
     import functools
 
     import jax.numpy as jnp
+    import numpy as np
 
     with jax.enable_x64(mode == "float64"):
         ex = node.examples(jax.random.key(0))[index]
@@ -106,7 +129,7 @@ def check_node_case(node, index, mode):
             assert_vjp_matches_reference(fn, ref, ex.args, jit=False)
         else:
             other = node.examples(jax.random.key(1))[index]
-            stacked = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), ex.args, other.args)
+            stacked = _host_map(lambda a, b: np.stack([a, b]), ex.args, other.args)
             assert_vjp_matches_reference(jax.vmap(fn), jax.vmap(ref), stacked)
 
 
@@ -117,9 +140,9 @@ def assert_grad_of_grad_matches_reference(fn, reference, args, *, argnums=0, see
     import numpy as np
 
     out = jax.eval_shape(fn, *args)
-    k1, k2 = jax.random.split(jax.random.key(seed))
-    w_out = jax.random.normal(k1, out.shape, out.dtype)
-    w_in = jax.random.normal(k2, jnp.shape(args[argnums]), jnp.result_type(args[argnums]))
+    x = args[argnums]
+    w_out = randn(seed, out.shape, dtype=out.dtype)
+    w_in = randn(seed + 1, jnp.shape(x), dtype=jnp.result_type(x))
 
     def second(f, *a):
         def inner(*a):
@@ -132,7 +155,7 @@ def assert_grad_of_grad_matches_reference(fn, reference, args, *, argnums=0, see
 
     compiled = _compile_fast(lambda *a: (second(fn, *a), second(reference, *a)), *args)
     got, want = compiled(*args)
-    wide = jnp.result_type(args[argnums]) == jnp.float64
+    wide = jnp.result_type(x) == jnp.float64
     scale = float(np.max(np.abs(want), initial=1.0))
     np.testing.assert_allclose(
         got, want, rtol=1e-9 if wide else 5e-4, atol=(1e-11 if wide else 5e-5) * scale

@@ -14,6 +14,7 @@ from conftest import (
     assert_vjp_matches_reference,
     check_node_case,
     node_cases,
+    randn,
 )
 
 import funcgraph as fg
@@ -29,7 +30,7 @@ def test_hand_rule_matches_autodiff(node, index, mode):
 @pytest.mark.parametrize(("axis", "keepdims"), [(None, True), ((0, 2), False), ((-3, -1), True)])
 def test_axes_and_keepdims(name, axis, keepdims):
     node = getattr(fg.nodes, name)
-    x = jax.random.normal(jax.random.key(0), (3, 4, 5))
+    x = randn(0, (3, 4, 5))
     f = functools.partial(node, axis=axis, keepdims=keepdims)
     oracle = jax.nn.logsumexp if name == "logsumexp" else getattr(jnp, name)
     ref = functools.partial(oracle, axis=axis, keepdims=keepdims)
@@ -63,7 +64,7 @@ def test_logsumexp_is_stable_for_large_inputs():
 def test_second_derivatives(name):
     node = getattr(fg.nodes, name)
     with jax.enable_x64(True):
-        x = jax.random.normal(jax.random.key(1), (3, 4), dtype=jnp.float64)
+        x = randn(1, (3, 4), dtype=jnp.float64)
         f = functools.partial(node, axis=1)
         ref = functools.partial(node.reference, axis=1)
         # tanh makes the outer function nonlinear, so mean's zero Hessian is not all we test.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +15,10 @@ __all__ = [
     "grad_like",
     "normal",
     "normalize_axes",
+    "randint",
     "spread",
     "unbroadcast",
+    "uniform",
 ]
 
 
@@ -68,22 +71,47 @@ def expand_reduced(
     return jnp.expand_dims(g, normalize_axes(axis, ndim))
 
 
-def normal(key: jax.Array, shape: Sequence[int]) -> jax.Array:
-    """Standard normal example input of the default float dtype."""
-    return jax.random.normal(key, tuple(shape))
+def _rng(key: jax.Array) -> np.random.Generator:
+    # Example inputs come from NumPy, seeded by the key: drawing them with jax.random would
+    # compile a random-bits kernel for every new shape, which dominates checking small nodes.
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.random.default_rng(np.asarray(data, dtype=np.uint32).ravel().tolist())
 
 
-def away_from(key: jax.Array, shape: Sequence[int], point: float = 0.0, gap: float = 0.2):
-    """Normal example input kept at least `gap` away from `point` (a kink), elementwise."""
-    z = jax.random.normal(key, tuple(shape))
-    return point + jnp.where(z >= 0, z + gap, z - gap)
+def _floats(a: np.ndarray) -> jax.Array:
+    """As JAX's default float dtype (float32, or float64 where x64 is on)."""
+    return jnp.asarray(a, dtype=jnp.result_type(float))
+
+
+def normal(key: jax.Array, shape: Sequence[int], loc: float = 0.0, scale: float = 1.0):
+    """Normal example input (mean `loc`, deviation `scale`) of the default float dtype."""
+    return _floats(_rng(key).normal(loc, scale, tuple(shape)))
+
+
+def uniform(
+    key: jax.Array, shape: Sequence[int], minval: float = 0.0, maxval: float = 1.0
+) -> jax.Array:
+    """Uniform example input in `[minval, maxval)` of the default float dtype."""
+    return _floats(_rng(key).uniform(minval, maxval, tuple(shape)))
+
+
+def randint(key: jax.Array, shape: Sequence[int], low: int, high: int) -> jax.Array:
+    """Integer (int32) example input in `[low, high)`, e.g. labels or ids."""
+    return jnp.asarray(_rng(key).integers(low, high, tuple(shape)), dtype=jnp.int32)
+
+
+def away_from(key: jax.Array, shape: Sequence[int], point: Any = 0.0, gap: float = 0.2):
+    """Normal example input kept at least `gap` away from `point` (a kink; a number or an
+    array of `shape`), elementwise."""
+    z = _rng(key).standard_normal(tuple(shape))
+    return _floats(np.asarray(point) + np.where(z >= 0, z + gap, z - gap))
 
 
 def spread(key: jax.Array, shape: Sequence[int], gap: float = 0.4) -> jax.Array:
     """Example input whose entries are pairwise at least `0.75 * gap` apart (distinct values
     `gap` apart, shuffled, plus a little noise): no ties, so max-type kinks stay far away."""
-    k1, k2 = jax.random.split(key)
+    r = _rng(key)
     n = int(np.prod(shape))
-    grid = jax.random.permutation(k1, n).astype(jnp.result_type(float)) - (n - 1) / 2
-    noise = jax.random.uniform(k2, (n,), maxval=gap / 4)
-    return (grid * gap + noise).reshape(tuple(shape))
+    grid = r.permutation(n) - (n - 1) / 2
+    noise = r.uniform(0, gap / 4, n)
+    return _floats((grid * gap + noise).reshape(tuple(shape)))

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from funcgraph.errors import NodeInputError
 from funcgraph.node import node
-from funcgraph.nodes._util import normal
+from funcgraph.nodes._util import normal, randint
 
 __all__ = ["embedding"]
 
@@ -15,7 +15,7 @@ __all__ = ["embedding"]
 def _embedding_example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     k1, k2 = jax.random.split(key)
     # 2 x 4 ids from a 5-row vocabulary: some id repeats, exercising the scatter-add.
-    return normal(k1, (5, 3)), jax.random.randint(k2, (2, 4), 0, 5)
+    return normal(k1, (5, 3)), randint(k2, (2, 4), 0, 5)
 
 
 @node(save="inputs", example=_embedding_example)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from funcgraph.node import Example, node
-from funcgraph.nodes._util import away_from, grad_like, normal
+from funcgraph.nodes._util import away_from, grad_like, normal, uniform
 
 __all__ = [
     "add",
@@ -41,7 +42,7 @@ def _one(key: jax.Array) -> tuple[jax.Array]:
 
 
 def _positive(key: jax.Array) -> tuple[jax.Array]:
-    return (jax.random.uniform(key, (3, 4), minval=0.5, maxval=2.0),)
+    return (uniform(key, (3, 4), minval=0.5, maxval=2.0),)
 
 
 def _pair_nonzero_y(key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -53,7 +54,7 @@ def _pair_apart(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     k1, k2 = jax.random.split(key)
     x = normal(k1, (3, 4))
     # Keep y at least 0.1 from x so finite differences do not cross the max gate's kink.
-    return x, x + away_from(k2, (3, 4), gap=0.1)
+    return x, away_from(k2, (3, 4), point=np.asarray(x), gap=0.1)
 
 
 # -- binary gates ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcgraph.node import Example, node
-from funcgraph.nodes._util import grad_like, normal
+from funcgraph.nodes._util import grad_like, normal, randint
 
 __all__ = [
     "concatenate",
@@ -209,7 +209,7 @@ def _split_backward(x, out, g, *, sections: int | Sequence[int], axis: int = 0):
 def _take_example(key: jax.Array) -> Example:
     k1, k2 = jax.random.split(key)
     # Repeated indices exercise the scatter-add (fan-out) in the backward.
-    return Example((normal(k1, (4, 3)), jax.random.randint(k2, (5,), 0, 3)), {"axis": 1})
+    return Example((normal(k1, (4, 3)), randint(k2, (5,), 0, 3)), {"axis": 1})
 
 
 @node(

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from funcgraph.errors import NodeInputError, ShapeMismatchError
 from funcgraph.node import node
-from funcgraph.nodes._util import normal, spread
+from funcgraph.nodes._util import normal, randint, spread, uniform
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -26,14 +26,14 @@ __all__ = [
 
 def _classification_example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     k1, k2 = jax.random.split(key)
-    return normal(k1, (4, 5)), jax.random.randint(k2, (4,), 0, 5)
+    return normal(k1, (4, 5)), randint(k2, (4,), 0, 5)
 
 
 def _hinge_example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     k1, k2 = jax.random.split(key)
     # Score differences are 0.4 k + noise in (-0.1, 0.1), so every margin s_j - s_y + 1 is at
     # least 0.1 from its kink at 0.
-    return spread(k1, (4, 5), gap=0.4), jax.random.randint(k2, (4,), 0, 5)
+    return spread(k1, (4, 5), gap=0.4), randint(k2, (4,), 0, 5)
 
 
 def _check_labels(name: str, scores: jax.Array, labels: jax.Array) -> None:
@@ -87,7 +87,7 @@ def _hinge_margins(scores, labels, margin):
     correct = jnp.take_along_axis(scores, labels[..., None], axis=-1)
     m = scores - correct + jnp.asarray(margin, dtype=scores.dtype)
     # The correct class is not compared with itself.
-    is_label = jnp.arange(scores.shape[-1]) == labels[..., None]
+    is_label = jnp.arange(scores.shape[-1], dtype=labels.dtype) == labels[..., None]
     return m, is_label
 
 
@@ -150,7 +150,7 @@ def _mse_backward(pred, target, out, g):
 
 def _bce_example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     k1, k2 = jax.random.split(key)
-    return normal(k1, (4, 3)), jax.random.uniform(k2, (4, 3))
+    return normal(k1, (4, 3)), uniform(k2, (4, 3))
 
 
 @node(save="inputs", example=_bce_example)

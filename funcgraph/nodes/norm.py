@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from funcgraph.errors import ShapeMismatchError
 from funcgraph.node import node
-from funcgraph.nodes._util import normal
+from funcgraph.nodes._util import normal, uniform
 
 __all__ = ["batch_norm", "batch_norm_eval", "layer_norm"]
 
@@ -47,7 +47,7 @@ def _input_grad(ghat, xhat, rstd, axes):
 
 def _norm_example(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     k1, k2, k3 = jax.random.split(key, 3)
-    return normal(k1, (4, 6)), 1 + 0.1 * normal(k2, (6,)), normal(k3, (6,))
+    return normal(k1, (4, 6)), normal(k2, (6,), loc=1.0, scale=0.1), normal(k3, (6,))
 
 
 # -- layer norm -----------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def _eval_example(key: jax.Array):
     k1, k2 = jax.random.split(key)
     x, gamma, beta = _norm_example(k1)
     k3, k4 = jax.random.split(k2)
-    return x, gamma, beta, normal(k3, (6,)), jax.random.uniform(k4, (6,), minval=0.5, maxval=2.0)
+    return x, gamma, beta, normal(k3, (6,)), uniform(k4, (6,), minval=0.5, maxval=2.0)
 
 
 @node(save="inputs", example=_eval_example)
