@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 Pass = Literal["hand", "reference"]
+_BATCHED_JVP_SIZE = 2**20  # elements of tangents up to which the jvps share one batched pass
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
 
@@ -97,7 +98,8 @@ class Draw:
 
     **Attributes:**
 
-    - `u`: a cotangent for every differentiable output (what $J^\top u$ is taken of).
+    - `u`: a cotangent for every differentiable output (what $J^\top u$ is taken of); 1
+      for a lone scalar output.
     - `v`: a tangent for every differentiable input (the adjoint test's $J v$).
     - `h`: a direction for every differentiable input (finite differences).
     """
@@ -178,11 +180,22 @@ class Structure:
 
         def run(fixed: list[Any], diff: list[Any], u: list[Any], v: list[Any]) -> Any:
             ref = self.function("reference", fixed)
-            jvps = []
-            for k in range(len(diff)):
-                tangents = [jnp.zeros_like(d) for d in diff]
-                tangents[k] = v[k]
-                jvps.append(jax.jvp(ref, diff, tangents)[1])
+            n = len(diff)
+            if n > 1 and sum(d.size for d in diff) * n <= _BATCHED_JVP_SIZE:
+                # One forward-mode pass, batched over the inputs: a smaller program to compile
+                # than one pass per input.
+                tangents = [
+                    jnp.stack([v[k] if j == k else jnp.zeros_like(v[k]) for j in range(n)])
+                    for k in range(n)
+                ]
+                batched = jax.vmap(lambda *t: jax.jvp(ref, diff, list(t))[1])(*tangents)
+                jvps = [[o[k] for o in batched] for k in range(n)]
+            else:
+                jvps = []
+                for k in range(n):
+                    tangents = [jnp.zeros_like(d) for d in diff]
+                    tangents[k] = v[k]
+                    jvps.append(jax.jvp(ref, diff, tangents)[1])
             return self.vjp("hand", fixed)(diff, u), self.vjp("reference", fixed)(diff, u), jvps
 
         return run
@@ -255,14 +268,15 @@ class Programs:
     from a stale compilation.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, compile: bool = True) -> None:
+        self.compile = compile
         self._jitted: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
     def get(self, structure: Structure, kind: Hashable, make: Callable[[], Any]) -> Any:
         """The jitted program `kind` of `structure`, built with `make` on first use."""
         key = (structure.key, kind)
         if key not in self._jitted:
-            self._jitted[key] = jax.jit(make())
+            self._jitted[key] = jax.jit(make()) if self.compile else make()
         return self._jitted[key]
 
     def remember(self, structure: Structure, kind: Hashable, make: Callable[[], Any]) -> Any:
@@ -467,8 +481,13 @@ class Case:
     def draw(self, seed: int) -> Draw:
         """Seeded random directions: standard normal, in the native dtypes."""
         rng = np.random.default_rng(seed)
+        # A scalar output (a loss) is seeded with 1, so that blame shows its true gradients.
         u = [
-            rng.standard_normal(self.out_leaves[j].shape).astype(self.out_leaves[j].dtype)
+            (
+                rng.standard_normal(self.out_leaves[j].shape)
+                if self.out_leaves[j].shape or len(self.out_diff) > 1
+                else np.ones(())
+            ).astype(self.out_leaves[j].dtype)
             for j in self.out_diff
         ]
         v = [

@@ -228,7 +228,7 @@ def check(
         merged = {**dict(call.static), **dict(static or {})}
         for d, dtype in enumerate(dtypes or [None]):
             # The jit and vmap contracts test how a rule is written, not its numbers: they run
-            # at the first dtype only, as each costs compilations of its own.
+            # for the first example and dtype only, as each costs compilations of its own.
             found = _check_call(
                 f,
                 call.args,
@@ -241,7 +241,7 @@ def check(
                 second_order,
                 tol,
                 programs,
-                transforms=d == 0,
+                transforms=k == 0 and d == 0,
             )
             if len(calls) > 1:
                 found = [dataclasses.replace(r, example=k) for r in found]
