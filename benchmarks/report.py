@@ -276,6 +276,40 @@ def _load_note(m: dict[str, Any], end: list[float] | None) -> str:
     return note + " (other processes share the cores; interleaving cancels them in the ratios)."
 
 
+def _nodes_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "## Node by node",
+        "",
+        "Each node alone, differentiated by `jax.grad` with its hand-written rule against "
+        "autodiff of its plain code, at the shapes it has in the networks above.",
+        "",
+    ]
+    lines += _table(
+        [
+            "node",
+            "funcgraph (ms)",
+            "autodiff (ms)",
+            "time ratio (quartiles)",
+            "funcgraph (MiB)",
+            "autodiff (MiB)",
+            "memory ratio",
+        ],
+        [
+            [
+                r["node"],
+                _ms(r["funcgraph_s"]),
+                _ms(r["baseline_s"]),
+                _spread(r["time_ratio"], r.get("time_ratio_quartiles")),
+                _mb(r["funcgraph_temp_bytes"]),
+                _mb(r["baseline_temp_bytes"]),
+                _ratio(r["memory_ratio"]),
+            ]
+            for r in rows
+        ],
+    )
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as a Markdown page: the machine, one table per section, the targets."""
     m = results["machine"]
@@ -301,6 +335,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [*_gradcheck_table(results["gradcheck"]), ""]
     if "overhead" in results:
         lines += [*_overhead_table(results["overhead"]), ""]
+    if "nodes" in results:
+        lines += [*_nodes_table(results["nodes"]), ""]
     claims = results.get("targets", [])
     if claims:
         lines += ["## Targets", ""]

@@ -28,7 +28,16 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--out",
+            str(out),
+            "--sections",
+            "train_step,gradcheck,overhead,nodes",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -98,6 +107,17 @@ def test_overhead_rows(quick_run: tuple[dict, str]) -> None:
         "backward: run",
     ]
     assert all(_is_ratio(r["ratio"]) for r in section["rows"])
+
+
+def test_node_breakdown_rows(quick_run: tuple[dict, str]) -> None:
+    rows = quick_run[0]["nodes"]
+    names = [r["node"].split()[0] for r in rows]
+    assert names == ["attention", "layer_norm", "gelu", "dense", "conv2d", "max_pool2d"]
+    for r in rows:
+        assert _is_ratio(r["time_ratio"])
+        # Autodiff may need no scratch memory at all (then there is no ratio).
+        assert r["memory_ratio"] is None or r["memory_ratio"] >= 0
+    assert "Node by node" in quick_run[1]
 
 
 def test_overhead_chain_has_the_requested_number_of_nodes() -> None:
