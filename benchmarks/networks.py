@@ -161,13 +161,16 @@ def _max_relative_difference(a: Any, b: Any) -> float:
     return max(diffs)
 
 
-def run(nets: list[Network], *, repeats: int) -> list[dict[str, Any]]:
+def run(
+    nets: list[Network], *, repeats: int, min_repeat_s: float = 0.02
+) -> list[dict[str, Any]]:
     """Measure every network's train step on both sides.
 
     **Arguments:**
 
     - `nets`: from [`networks`][].
     - `repeats`: interleaved timing repeats per network.
+    - `min_repeat_s`: the shortest repeat (steps are called enough times to fill it).
 
     **Returns:** one row per network: times, compiled temporary memory, their ratios and
     targets, and how far apart the two sides' gradients are.
@@ -193,6 +196,7 @@ def run(nets: list[Network], *, repeats: int) -> list[dict[str, Any]]:
                 "baseline": lambda f=theirs, a=args: f(*a),
             },
             repeats=repeats,
+            min_repeat_s=min_repeat_s,
         )
         paired = paired_ratio(t["funcgraph"], t["baseline"])
         time_ratio = paired.median

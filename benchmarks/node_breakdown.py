@@ -92,7 +92,7 @@ def cases(*, quick: bool) -> list[Case]:
     ]
 
 
-def run(*, quick: bool, repeats: int) -> list[dict[str, Any]]:
+def run(*, quick: bool, repeats: int, min_repeat_s: float = 0.02) -> list[dict[str, Any]]:
     """Time and measure the gradient of each node alone, node against plain autodiff."""
     rows = []
     for name, ours, theirs, args in cases(quick=quick):
@@ -110,6 +110,7 @@ def run(*, quick: bool, repeats: int) -> list[dict[str, Any]]:
                 "baseline": lambda f=g_theirs, a=args: f(*a),
             },
             repeats=repeats,
+            min_repeat_s=min_repeat_s,
         )
         paired = paired_ratio(t["funcgraph"], t["baseline"])
         mem_ours, mem_theirs = temp_bytes(g_ours), temp_bytes(g_theirs)

@@ -46,7 +46,14 @@ def chain(x: jax.Array, *, applications: int) -> jax.Array:
     return node_sum(h)
 
 
-def run(*, applications: int, width: int, repeats: int, compile_repeats: int) -> dict[str, Any]:
+def run(
+    *,
+    applications: int,
+    width: int,
+    repeats: int,
+    compile_repeats: int,
+    min_repeat_s: float = 0.02,
+) -> dict[str, Any]:
     """Measure tracing, compiling and running the backward pass of `chain`.
 
     **Arguments:**
@@ -55,6 +62,7 @@ def run(*, applications: int, width: int, repeats: int, compile_repeats: int) ->
     - `width`: length of the vector on every edge.
     - `repeats`: interleaved repeats for tracing and run time.
     - `compile_repeats`: interleaved repeats for compile time (each compiles afresh).
+    - `min_repeat_s`: the shortest timed repeat of the compiled backward passes.
 
     **Returns:** the section of the results: the graph's size and one row per measurement.
     """
@@ -105,7 +113,12 @@ def run(*, applications: int, width: int, repeats: int, compile_repeats: int) ->
     got, want = fg_jit(x), jax_jit(x)
     # The comparison only means something if both compute the same gradient.
     agree = bool(jnp.allclose(got, want, rtol=1e-4, atol=1e-4))
-    t = interleaved({"funcgraph": lambda: fg_jit(x), "jax": lambda: jax_jit(x)}, repeats=repeats)
+    t = interleaved(
+        {"funcgraph": lambda: fg_jit(x), "jax": lambda: jax_jit(x)},
+        repeats=repeats,
+        min_repeat_s=min_repeat_s,
+        max_inner=100_000,
+    )
     rows.append(_row("backward: run", "jit(graph.backward)", "jit(jax.grad)", t))
     return {
         "applications": n_hand,

@@ -94,7 +94,9 @@ def run(*, quick: bool, sections: Sequence[str] = DEFAULT_SECTIONS) -> dict[str,
 
         _log("train steps: funcgraph nodes vs jnp + jax.grad")
         results["train_step"] = networks.run(
-            networks.networks(quick=quick), repeats=2 if quick else 15
+            networks.networks(quick=quick),
+            repeats=2 if quick else 15,
+            min_repeat_s=0.02 if quick else 0.1,
         )
     if "gradcheck" in sections:
         from benchmarks import gradcheck
@@ -113,14 +115,17 @@ def run(*, quick: bool, sections: Sequence[str] = DEFAULT_SECTIONS) -> dict[str,
         results["overhead"] = overhead.run(
             applications=40 if quick else 1000,
             width=16,
-            repeats=2 if quick else 7,
+            repeats=2 if quick else 5,
             compile_repeats=1 if quick else 2,
+            min_repeat_s=0.02 if quick else 0.1,
         )
     if "nodes" in sections:
         from benchmarks import node_breakdown
 
         _log("node by node: each node alone vs autodiff of its plain code")
-        results["nodes"] = node_breakdown.run(quick=quick, repeats=2 if quick else 15)
+        results["nodes"] = node_breakdown.run(
+            quick=quick, repeats=2 if quick else 15, min_repeat_s=0.02 if quick else 0.1
+        )
     results["targets"] = report.targets(results)
     results["seconds"] = time.perf_counter() - start
     results["load_average_end"] = report.load_average()
