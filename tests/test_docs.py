@@ -231,19 +231,47 @@ def test_parse_blocks_pairs_output_and_markers() -> None:
         ```text
         shown after a skipped block, so not checked
         ```
+
+        Text between blocks: the next text block is shown, not an output.
+
+        ```text
+        just text
+        ```
+
+        <!-- shell: exit 1 -->
+        ```bash
+        echo hi; exit 1
+        ```
+
+        ```text
+        hi
+        ```
         """
     )
     blocks = parse_blocks(page)
-    assert [b.lang for b in blocks] == ["python", "python"]
+    assert [b.lang for b in blocks] == ["python", "python", "text", "bash"]
     assert blocks[0].expected == "1"
     assert blocks[1].marker == ("skip", "needs two hosts")
     assert blocks[1].expected is not None
+    assert blocks[2].code == "just text"
+    assert blocks[3].marker == ("shell", "exit 1")
+    assert blocks[3].expected == "hi"
 
 
 def test_a_wrong_printed_output_fails(tmp_path: Path) -> None:
     # The checker must be able to fail: a page claiming 2 for print(1) does not match.
     assert not _CHECKER.check_output(_normalize("2"), _normalize("1\n"), doctest.ELLIPSIS)
     assert _CHECKER.check_output(_normalize("a ... c"), _normalize("a b c\n"), doctest.ELLIPSIS)
+
+
+def test_shell_blocks_check_exit_code_and_output(tmp_path: Path) -> None:
+    block = parse_blocks("<!-- shell: exit 1 -->\n```bash\necho hi; exit 1\n```\n")[0]
+    _run_shell(tmp_path, block, 1, "page")
+    with pytest.raises(AssertionError, match="exited with 1, expected 0"):
+        _run_shell(tmp_path, block, 0, "page")
+    block.expected = "bye"
+    with pytest.raises(AssertionError, match="output differs"):
+        _run_shell(tmp_path, block, 1, "page")
 
 
 # -- the API reference ----------------------------------------------------------------------
