@@ -45,7 +45,7 @@ def test_demo_fails_when_a_rule_is_wrong(
 ) -> None:
     buggy = nn.mlp([64, 8, 10], activation_layer=lambda: nn.activation(_relu_wrong_sign))
     monkeypatch.setattr(demo, "mlp_model", lambda: buggy)
-    monkeypatch.setattr(demo, "cnn_model", lambda: nn.cnn(channels=(2,), hidden=()))
+    monkeypatch.setattr(demo, "cnn_model", lambda: nn.sequential(nn.flatten(), nn.dense(10)))
 
     def no_training(name: str, *args: object, **kwargs: object) -> tuple:
         return 0.0, 0.0, fg.train.History()
