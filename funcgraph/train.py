@@ -121,12 +121,23 @@ class Step:
         else:
             raise ValueError(f"make_step: backward={backward!r}, expected 'jax' or 'graph'")
 
+        # Transformations that need the loss (polyak_sgd, line searches, reduce_on_plateau)
+        # get it as optax's extra arguments; the others ignore them.
+        tx = optax.with_extra_args_support(optimizer)
+
         def step(params: Any, opt_state: Any, *batch: Any, **kwargs: Any) -> tuple[Any, ...]:
             loss, grads = value_and_grad(params, batch, kwargs)
             # optax mixes Python floats with int32 step counts (bias corrections, schedules),
             # which strict dtype promotion refuses; the model itself stays under the user's rule.
             with jax.numpy_dtype_promotion("standard"):
-                updates, opt_state = optimizer.update(grads, opt_state, params)
+                updates, opt_state = tx.update(
+                    grads,
+                    opt_state,
+                    params,
+                    value=loss,
+                    grad=grads,
+                    value_fn=lambda p: loss_of(p, batch, kwargs),
+                )
                 params = optax.apply_updates(params, updates)
             return params, opt_state, loss
 
@@ -180,7 +191,9 @@ def make_step(
     **Arguments:**
 
     - `loss_fn`: `loss_fn(params, *batch, **kwargs) -> scalar`.
-    - `optimizer`: any optax `GradientTransformation` (chains, schedules, `adamw`, ...).
+    - `optimizer`: any optax `GradientTransformation` (chains, schedules, `adamw`, ...). The
+      loss reaches the ones that need it (`polyak_sgd`, line searches, `reduce_on_plateau`) as
+      optax's extra arguments `value`, `grad` and `value_fn`.
     - `mesh`: `"auto"` (default) shards the batch over all devices when there are several;
       a `jax.sharding.Mesh` shards over that mesh's axes; `None` never shards.
     - `backward`: `"jax"` (default) lets `jax.value_and_grad` call each node's hand-written

@@ -90,6 +90,32 @@ def test_step_matches_plain_optax(optimizer: optax.GradientTransformation, key: 
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), p, p_ref)
 
 
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        optax.polyak_sgd(max_learning_rate=1.0),
+        optax.chain(optax.adam(1e-2), optax.contrib.reduce_on_plateau(patience=1)),
+        optax.chain(
+            optax.sgd(1.0), optax.scale_by_backtracking_linesearch(max_backtracking_steps=8)
+        ),
+    ],
+    ids=["polyak-sgd", "reduce-on-plateau", "backtracking-linesearch"],
+)
+def test_step_feeds_the_loss_to_optimizers_that_need_it(
+    optimizer: optax.GradientTransformation, key: jax.Array
+) -> None:
+    x, y = _blobs(key, n=12)
+    step = make_step(_linear_loss, optimizer, mesh=None)
+    p = _params()
+    with jax.numpy_dtype_promotion("standard"):
+        s = optimizer.init(p)
+    losses = []
+    for _ in range(4):
+        p, s, loss = step(p, s, x, y)
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+
+
 def test_fit_learns_and_reports_history(key: jax.Array, tmp_path: Path) -> None:
     x, y = _blobs(key)
     xt, yt = _blobs(jax.random.fold_in(key, 1))
