@@ -41,9 +41,7 @@ def unbroadcast(g: jax.Array, shape: Sequence[int]) -> jax.Array:
     if extra < 0:
         raise ValueError(f"unbroadcast: gradient shape {g.shape} has fewer axes than {shape}")
     lead = tuple(range(extra))
-    ones = tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1
-    )
+    ones = tuple(extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
     if lead or ones:
         g = jnp.sum(g, axis=lead + ones, keepdims=True)
     return g.reshape(shape)

@@ -46,8 +46,8 @@ def _scores(q, k, causal: bool, row0: jax.Array | int = 0):
     future keys masked out when causal."""
     s = jnp.matmul(q, jnp.swapaxes(k, -1, -2)) / math.sqrt(q.shape[-1])
     if causal:
-        rows = row0 + jnp.arange(q.shape[-2])[:, None]
-        cols = jnp.arange(k.shape[-2])[None, :]
+        rows = jnp.asarray(row0, jnp.int32) + jnp.arange(q.shape[-2], dtype=jnp.int32)[:, None]
+        cols = jnp.arange(k.shape[-2], dtype=jnp.int32)[None, :]
         # A large finite value rather than -inf: exp underflows to exactly 0 either way, and
         # finite scores keep second derivatives free of inf - inf.
         s = jnp.where(cols <= rows, s, jnp.asarray(jnp.finfo(s.dtype).min, dtype=s.dtype))
@@ -59,34 +59,19 @@ def _logsumexp_rows(s):
     return jnp.log(jnp.sum(jnp.exp(s - m), axis=-1)) + m[..., 0]
 
 
-def _n_blocks(length: int, block_size: int | None) -> int:
-    return 1 if block_size is None or block_size >= length else -(-length // block_size)
+def _blocks(length: int, block_size: int | None) -> tuple[int, int]:
+    """The number of query blocks and their size (the last block may be padded)."""
+    n = 1 if block_size is None or block_size >= length else -(-length // block_size)
+    return n, -(-length // n)
 
 
-def _to_blocks(x, n: int):
-    """`(..., S, c)` -> `(n, ..., S / n, c)`, zero-padding S up to a multiple of n rows."""
-    block = -(-x.shape[-2] // n)
-    pad = n * block - x.shape[-2]
-    if pad:
-        x = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)])
-    return jnp.moveaxis(x.reshape((*x.shape[:-2], n, block, x.shape[-1])), -3, 0)
+def _pad_rows(x, rows: int):
+    pad = rows - x.shape[-2]
+    return x if pad == 0 else jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)])
 
 
-def _from_blocks(x, length: int):
-    """Inverse of `_to_blocks`: `(n, ..., block, c)` -> `(..., length, c)`."""
-    x = jnp.moveaxis(x, 0, -3)
-    return x.reshape((*x.shape[:-3], -1, x.shape[-1]))[..., :length, :]
-
-
-def _blockwise(f, q, block_size: int | None, *rest):
-    """Apply `f(q_block, row0, *rest_blocks)` to blocks of query rows and join the results."""
-    n = _n_blocks(q.shape[-2], block_size)
-    if n == 1:
-        return f(q, 0, *rest)
-    blocks = [_to_blocks(x, n) for x in (q, *rest)]
-    starts = jnp.arange(n) * blocks[0].shape[-2]
-    outs = jax.lax.map(lambda a: f(a[0], a[1], *a[2:]), (blocks[0], starts, *blocks[1:]))
-    return jax.tree.map(lambda o: _from_blocks(o, q.shape[-2]), outs)
+def _rows(x, row0, block: int):
+    return jax.lax.dynamic_slice_in_dim(x, row0, block, axis=-2)
 
 
 def _forward(q, k, v, causal: bool, block_size: int | None):
@@ -97,8 +82,30 @@ def _forward(q, k, v, causal: bool, block_size: int | None):
         lse = _logsumexp_rows(s)[..., None]
         return jnp.matmul(jnp.exp(s - lse), v), lse
 
-    out, lse = _blockwise(attend, q, block_size)
-    return out, lse[..., 0]
+    n, block = _blocks(q.shape[-2], block_size)
+    if n == 1:
+        out, lse = attend(q, 0)
+        return out, lse[..., 0]
+    # A loop over row blocks of q, writing each block's rows into the outputs in place: no
+    # (seq, seq) temporaries and no rearranged copies of q.
+    qp = _pad_rows(q, n * block)
+    lead = jnp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    dtype = jnp.result_type(q, k, v)
+    init = (
+        jnp.zeros((*lead, n * block, v.shape[-1]), dtype),
+        jnp.zeros((*lead, n * block, 1), dtype),
+    )
+
+    def body(i, acc):
+        row0 = i * block
+        parts = attend(_rows(qp, row0, block), row0)
+        return tuple(
+            jax.lax.dynamic_update_slice_in_dim(a, p, row0, axis=-2)
+            for a, p in zip(acc, parts, strict=True)
+        )
+
+    out, lse = jax.lax.fori_loop(0, n, body, init)
+    return out[..., : q.shape[-2], :], lse[..., : q.shape[-2], 0]
 
 
 def _save(q, k, v, out, *, causal: bool = False, block_size: int | None = 128):
@@ -157,26 +164,33 @@ def _attention_backward(residuals, g, *, causal: bool = False, block_size: int |
         dst = jnp.swapaxes(ds, -1, -2)
         return jnp.matmul(ds, k), jnp.matmul(dst, qb), jnp.matmul(pt, gb)
 
-    n = _n_blocks(q.shape[-2], block_size)
+    n, block = _blocks(q.shape[-2], block_size)
     if n == 1:
         dq, dk, dv = block_grads(q, g, out, lse, 0)
     else:
         # Padded query rows have g = 0, hence dS = 0: they add nothing to dk and dv.
-        blocks = (
-            _to_blocks(q, n),
-            _to_blocks(g, n),
-            _to_blocks(out, n),
-            _to_blocks(lse[..., None], n)[..., 0],
-        )
-        starts = jnp.arange(n) * blocks[0].shape[-2]
+        rows = n * block
+        qp, gp, op = (_pad_rows(x, rows) for x in (q, g, out))
+        lsep = _pad_rows(lse[..., None], rows)
         lead = jnp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-        dk0 = jnp.zeros((*lead, *k.shape[-2:]), dtype=k.dtype)
-        dv0 = jnp.zeros((*lead, *v.shape[-2:]), dtype=v.dtype)
+        init = (
+            jnp.zeros((*lead, rows, q.shape[-1]), q.dtype),
+            jnp.zeros((*lead, *k.shape[-2:]), k.dtype),
+            jnp.zeros((*lead, *v.shape[-2:]), v.dtype),
+        )
 
-        def step(carry, xs):
-            dqb, dkb, dvb = block_grads(*xs)
-            return (carry[0] + dkb, carry[1] + dvb), dqb
+        def body(i, acc):
+            row0 = i * block
+            dqb, dkb, dvb = block_grads(
+                _rows(qp, row0, block),
+                _rows(gp, row0, block),
+                _rows(op, row0, block),
+                _rows(lsep, row0, block)[..., 0],
+                row0,
+            )
+            dq = jax.lax.dynamic_update_slice_in_dim(acc[0], dqb, row0, axis=-2)
+            return dq, acc[1] + dkb, acc[2] + dvb
 
-        (dk, dv), dqs = jax.lax.scan(step, (dk0, dv0), (*blocks, starts))
-        dq = _from_blocks(dqs, q.shape[-2])
+        dq, dk, dv = jax.lax.fori_loop(0, n, body, init)
+        dq = dq[..., : q.shape[-2], :]
     return grad_like(dq, q), grad_like(dk, k), grad_like(dv, v)

@@ -121,4 +121,3 @@ def logsumexp(x, *, axis: Axis = None, keepdims: bool = False):
 def _logsumexp_backward(x, out, g, *, axis: Axis = None, keepdims: bool = False):
     y = expand_reduced(out, axis, x.ndim, keepdims)
     return expand_reduced(g, axis, x.ndim, keepdims) * jnp.exp(x - y)
-
