@@ -150,3 +150,32 @@ def test_crash_mid_save_keeps_previous_checkpoint(
 def test_unstorable_leaf(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="str"):
         save_checkpoint(tmp_path / "c", {"name": "adam"})
+
+
+def test_resume_from_saved_train_state_is_bit_identical(tmp_path: Path, key: jax.Array) -> None:
+    from funcgraph.train import TrainState, make_step
+
+    def loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+        return jnp.mean((jnp.tanh(x @ params["w"]) - y) ** 2)
+
+    kx, ky, kw = jax.random.split(key, 3)
+    x, y = jax.random.normal(kx, (16, 3)), jax.random.normal(ky, (16, 2))
+    opt = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 0.1, 3, 10))
+    step = make_step(loss, opt, mesh=None)
+    params = {"w": jax.random.normal(kw, (3, 2))}
+    with jax.numpy_dtype_promotion("standard"):
+        start = TrainState(params, opt.init(params), jnp.asarray(0, jnp.int32), key)
+
+    def run(state: TrainState, n: int) -> TrainState:
+        p, s = state.params, state.opt_state
+        for i in range(n):
+            k = jax.random.fold_in(state.key, int(state.step) + i)
+            noise = 0.01 * jax.random.normal(k, x.shape)  # uses the saved key
+            p, s, _ = step(p, s, x + noise, y)
+        return TrainState(p, s, state.step + n, state.key)
+
+    uninterrupted = run(start, 8)
+    save_checkpoint(tmp_path / "c", run(start, 3))
+    template = jax.tree_util.tree_map(jnp.zeros_like, start)  # nothing of the run survives
+    resumed = run(load_checkpoint(tmp_path / "c", like=template), 5)
+    _assert_same(resumed, uninterrupted)
