@@ -161,11 +161,8 @@ class Step:
         n = self.mesh.size
 
         def sharding(b: Any) -> NamedSharding:
-            return (
-                self._sharded
-                if jnp.ndim(b) >= 1 and jnp.shape(b)[0] % n == 0
-                else (self._replicated)
-            )
+            divisible = jnp.ndim(b) >= 1 and jnp.shape(b)[0] % n == 0
+            return self._sharded if divisible else self._replicated
 
         params, opt_state, kwargs = jax.device_put((params, opt_state, kwargs), self._replicated)
         batch = tuple(jax.device_put(b, jax.tree_util.tree_map(sharding, b)) for b in batch)
