@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,3 +106,11 @@ def test_lumped_gate_sigmoid_equals_the_fused_node():
         # The graph's own backward pass through the lumped node agrees too.
         _, g_graph = fg.value_and_grad(lambda x: jnp.sum(lumped(x) ** 2))(x)
         np.testing.assert_allclose(g_graph, g_fused, rtol=1e-10)
+
+
+def test_lumped_sigmoid_example_runs(capsys):
+    path = Path(__file__).resolve().parent.parent / "examples" / "lumped_sigmoid.py"
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "[0] sigmoid_lumped (hand)" in out
+    assert "same gradients: True" in out
