@@ -133,8 +133,17 @@ def attention(q, k, v, *, causal: bool = False, block_size: int | None = 128):
     (batch, heads) broadcast. With `causal=True`, query $i$ attends only to keys $j \le i$.
 
     Saves $q, k, v$, the output $O$ and the row log-sum-exp $\ell$; the backward recomputes $P$.
-    `block_size` (static) is how many queries both passes handle at once (`None`: all), which
-    bounds the temporaries to `(block_size, S_k)` per head; it does not change the result.
+
+    **Arguments:**
+
+    - `q`: queries, `(..., S_q, d)`.
+    - `k`: keys, `(..., S_k, d)`.
+    - `v`: values, `(..., S_k, d_v)`.
+    - `causal`: mask out keys after each query (static).
+    - `block_size`: how many queries both passes handle at once (`None`: all), which bounds
+      the temporaries to `(block_size, S_k)` per head; it does not change the result (static).
+
+    **Returns:** `(..., S_q, d_v)`.
 
     **Forward:** $S = \frac{q k^\top}{\sqrt d}$ (masked entries $-\infty$),
     $\ell_i = \log \sum_j e^{S_{ij}}$, $P = e^{S - \ell}$, $O = P v$

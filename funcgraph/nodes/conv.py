@@ -81,8 +81,16 @@ def _strided_example(key: jax.Array) -> Example:
 def conv2d(x, w, b, *, stride: int | Sequence[int] = 1, padding: Padding = "SAME"):
     r"""2-D convolution (cross-correlation) plus bias; NHWC input, HWIO kernel.
 
-    `stride` is an int or a pair; `padding` is `"SAME"` (output size $\lceil H / s \rceil$),
-    `"VALID"` (no padding) or an int (zeros on every side).
+    **Arguments:**
+
+    - `x`: input images, `(N, H, W, C_in)`.
+    - `w`: kernel, `(K_h, K_w, C_in, C_out)`.
+    - `b`: bias, `(C_out,)`.
+    - `stride`: an int or a `(height, width)` pair (static).
+    - `padding`: `"SAME"` (output size $\lceil H / s \rceil$), `"VALID"` (no padding) or an
+      int (that many zeros on every side) (static).
+
+    **Returns:** `(N, H_out, W_out, C_out)`.
 
     **Forward:** with $\tilde x$ the zero-padded input,
     $y_{n,i,j,o} = b_o + \sum_{u,v,c} \tilde x_{n,\, s i + u,\, s j + v,\, c}\; w_{u,v,c,o}$

@@ -50,8 +50,15 @@ def _dropout_example(key: jax.Array) -> Example:
 def dropout(x, key, *, rate: float):
     r"""Inverted dropout: zero each entry with probability `rate` (static) and scale the kept
     ones by $1/(1 - p)$, so the expected output equals the input and evaluation needs no
-    rescaling. `key` is a `jax.random.key` or a uint32 `jax.random.PRNGKey` array; the same key
-    gives the same mask.
+    rescaling. The same key gives the same mask.
+
+    **Arguments:**
+
+    - `x`: any shape.
+    - `key`: a `jax.random.key(...)` or the uint32 array of `jax.random.PRNGKey(...)`.
+    - `rate`: the drop probability $p$, `0 <= rate < 1` (static).
+
+    **Returns:** like `x`.
 
     **Forward:** $m_i \sim \operatorname{Bernoulli}(1 - p)$, $y_i = \frac{m_i}{1 - p}\, x_i$
 

@@ -20,8 +20,14 @@ def _embedding_example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 @node(save="inputs", example=_embedding_example)
 def embedding(table, ids):
-    r"""Look up rows of `table` (`(V, D)`) at integer `ids` (any shape `S`, values in
-    `[0, V)`); the output has shape `S + (D,)`. `ids` gets no gradient.
+    r"""Look up rows of a table at integer ids; `ids` gets no gradient.
+
+    **Arguments:**
+
+    - `table`: `(V, D)` (or `(V, ...)`).
+    - `ids`: integers in `[0, V)`, any shape `S`.
+
+    **Returns:** `S + (D,)`.
 
     **Forward:** $y_{s} = T_{\text{ids}_s}$
 

@@ -97,7 +97,15 @@ def _dense_example(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 @node(save="inputs", example=_dense_example)
 def dense(x, w, b):
-    r"""Fully connected (affine) layer: `x` is `(..., in)`, `w` is `(in, out)`, `b` is `(out,)`.
+    r"""Fully connected (affine) layer.
+
+    **Arguments:**
+
+    - `x`: inputs, `(..., in)`.
+    - `w`: weights, `(in, out)`.
+    - `b`: bias, `(out,)`.
+
+    **Returns:** `(..., out)`.
 
     **Forward:** $y = x W + b$
 

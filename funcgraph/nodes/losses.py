@@ -63,6 +63,13 @@ def _softmax_ce_save(logits, labels, out):
 def softmax_cross_entropy(logits, labels):
     r"""Softmax cross-entropy with integer labels, fused; saves only the probabilities.
 
+    **Arguments:**
+
+    - `logits`: `(..., C)`.
+    - `labels`: integer classes in `[0, C)`, shape `(...)`.
+
+    **Returns:** the mean loss, a scalar.
+
     With $N$ the number of examples (all leading positions) and $p = \operatorname{softmax}(z)$:
 
     **Forward:** $L = \frac1N \sum_n \Big(\log \sum_c e^{z_{nc}} - z_{n y_n}\Big)$
@@ -99,7 +106,15 @@ def _svm_hinge_kinks(scores, labels, *, margin: float = 1.0) -> float:
 
 @node(save="inputs", example=_hinge_example, kinks=_svm_hinge_kinks)
 def svm_hinge(scores, labels, *, margin: float = 1.0):
-    r"""Multiclass SVM (hinge) loss, as in CS231n, with margin $\Delta$ (static).
+    r"""Multiclass SVM (hinge) loss, as in CS231n, with margin $\Delta$.
+
+    **Arguments:**
+
+    - `scores`: `(..., C)`.
+    - `labels`: integer classes in `[0, C)`, shape `(...)`.
+    - `margin`: $\Delta$ (static).
+
+    **Returns:** the mean loss, a scalar.
 
     **Forward:** $L = \frac1N \sum_n \sum_{j \ne y_n} \max(0,\ s_{nj} - s_{n y_n} + \Delta)$
 

@@ -60,8 +60,16 @@ def _layer_norm_save(x, gamma, beta, out, *, eps: float = 1e-5):
 
 @node(save=_layer_norm_save, example=_norm_example)
 def layer_norm(x, gamma, beta, *, eps: float = 1e-5):
-    r"""Layer normalization over the last axis (size $D$), with scale $\gamma$ and shift $\beta$
-    of shape `(D,)`; saves only $\hat x$ and $1/\sigma$ (and $\gamma$).
+    r"""Layer normalization over the last axis (size $D$), with scale $\gamma$ and shift $\beta$;
+    saves only $\hat x$ and $1/\sigma$ (and $\gamma$).
+
+    **Arguments:**
+
+    - `x`: `(..., D)`.
+    - `gamma`, `beta`: `(D,)`.
+    - `eps`: added to the variance (static).
+
+    **Returns:** `(..., D)`, like `x`.
 
     **Forward:** $\mu = \frac1D \sum_d x_d$, $\sigma^2 = \frac1D \sum_d (x_d - \mu)^2$,
     $\hat x = (x - \mu)/\sqrt{\sigma^2 + \epsilon}$, $y = \gamma \hat x + \beta$
@@ -99,9 +107,15 @@ def batch_norm(x, gamma, beta, *, eps: float = 1e-5):
     r"""Batch normalization in training mode: normalizes over every axis but the last (the
     channel axis, size $C$) using the batch's statistics.
 
-    **Returns:** `(y, batch_mean, batch_var)`, the statistics of shape `(C,)` (the variance is
-    the biased one, dividing by $N$), so the caller can update running averages for
-    [`funcgraph.nodes.batch_norm_eval`][].
+    **Arguments:**
+
+    - `x`: `(..., C)`, e.g. `(N, C)` or `(N, H, W, C)`.
+    - `gamma`, `beta`: `(C,)`.
+    - `eps`: added to the variance (static).
+
+    **Returns:** `(y, batch_mean, batch_var)`: `y` like `x`, the statistics of shape `(C,)`
+    (the variance is the biased one, dividing by $N$), so the caller can update running
+    averages for [`funcgraph.nodes.batch_norm_eval`][].
 
     With $N$ the number of entries per channel:
 
@@ -143,8 +157,16 @@ def _eval_example(key: jax.Array):
 
 @node(save="inputs", example=_eval_example)
 def batch_norm_eval(x, gamma, beta, mean, var, *, eps: float = 1e-5):
-    r"""Batch normalization in evaluation mode, with given (running) `mean` and `var` of shape
-    `(C,)` for the last axis. All five inputs are differentiable.
+    r"""Batch normalization in evaluation mode, with given (running) statistics. All five
+    inputs are differentiable.
+
+    **Arguments:**
+
+    - `x`: `(..., C)`.
+    - `gamma`, `beta`, `mean`, `var`: `(C,)`.
+    - `eps`: added to the variance (static).
+
+    **Returns:** like `x`.
 
     **Forward:** $r = 1/\sqrt{v + \epsilon}$, $\hat x = (x - m)\, r$, $y = \gamma \hat x + \beta$
 

@@ -96,6 +96,13 @@ def _max_pool_kinks(x, *, window: Size = 2, stride: Size = 2) -> float:
 def max_pool2d(x, *, window: Size = 2, stride: Size = 2):
     r"""Max pooling over `window` × `window` patches every `stride` entries (NHWC).
 
+    **Arguments:**
+
+    - `x`: `(N, H, W, C)`.
+    - `window`, `stride`: ints or `(height, width)` pairs (static).
+
+    **Returns:** `(N, H_out, W_out, C)`.
+
     **Forward:** $y_{n,i,j,c} = \max_{0 \le u < k_h,\ 0 \le v < k_w}
     x_{n,\, s i + u,\, s j + v,\, c}$
 
@@ -129,6 +136,13 @@ def _max_pool2d_backward(x, out, g, *, window: Size = 2, stride: Size = 2):
 @node(save="inputs", example=[_pool_example, _overlap_example])
 def avg_pool2d(x, *, window: Size = 2, stride: Size = 2):
     r"""Average pooling over `window` × `window` patches every `stride` entries (NHWC).
+
+    **Arguments:**
+
+    - `x`: `(N, H, W, C)`.
+    - `window`, `stride`: ints or `(height, width)` pairs (static).
+
+    **Returns:** `(N, H_out, W_out, C)`.
 
     **Forward:** $y_{n,i,j,c} = \frac{1}{k_h k_w} \sum_{u,v} x_{n,\, s i + u,\, s j + v,\, c}$
 
