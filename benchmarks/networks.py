@@ -6,8 +6,8 @@ same parameters and the same batch; only the loss function differs: `funcgraph.n
 models of `benchmarks.baselines` (so it runs JAX's own autodiff). Before any timing, both sides'
 losses and gradients are compared: a ratio between two different computations means nothing.
 
-Measured per network: the step's time (median over interleaved repeats) and its compiled
-temporary memory, `memory_analysis().temp_size_in_bytes`.
+Measured per network: the step's wall and CPU time (medians over interleaved repeats) and its
+compiled temporary memory, `memory_analysis().temp_size_in_bytes`.
 """
 
 from __future__ import annotations
@@ -199,6 +199,7 @@ def run(
             min_repeat_s=min_repeat_s,
         )
         paired = paired_ratio(t["funcgraph"], t["baseline"])
+        paired_cpu = paired_ratio(t["funcgraph"], t["baseline"], cpu=True)
         time_ratio = paired.median
         mem_ratio = ratio(mem_ours, mem_theirs)
         rows.append(
@@ -211,6 +212,11 @@ def run(
                 "time_ratio_quartiles": [paired.low, paired.high],
                 "time_target": net.time_target,
                 "time_met": time_ratio <= net.time_target,
+                "funcgraph_cpu_s": t["funcgraph"].cpu_median,
+                "baseline_cpu_s": t["baseline"].cpu_median,
+                "cpu_ratio": paired_cpu.median,
+                "cpu_ratio_quartiles": [paired_cpu.low, paired_cpu.high],
+                "cpu_met": paired_cpu.median <= net.time_target,
                 "funcgraph_temp_bytes": mem_ours,
                 "baseline_temp_bytes": mem_theirs,
                 "memory_ratio": mem_ratio,

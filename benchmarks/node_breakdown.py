@@ -121,6 +121,10 @@ def run(*, quick: bool, repeats: int, min_repeat_s: float = 0.02) -> list[dict[s
                 "baseline_s": t["baseline"].median,
                 "time_ratio": paired.median,
                 "time_ratio_quartiles": [paired.low, paired.high],
+                "cpu_ratio": paired_ratio(t["funcgraph"], t["baseline"], cpu=True).median,
+                "cpu_ratio_quartiles": list(
+                    paired_ratio(t["funcgraph"], t["baseline"], cpu=True)[1:]
+                ),
                 "funcgraph_temp_bytes": mem_ours,
                 "baseline_temp_bytes": mem_theirs,
                 "memory_ratio": ratio(mem_ours, mem_theirs),

@@ -137,6 +137,8 @@ def _row(what: str, ours: str, theirs: str, t: dict[str, Any]) -> dict[str, Any]
         "baseline_s": t["jax"].median,
         "ratio": paired_ratio(t["funcgraph"], t["jax"]).median,
         "ratio_quartiles": list(paired_ratio(t["funcgraph"], t["jax"])[1:]),
+        "cpu_ratio": paired_ratio(t["funcgraph"], t["jax"], cpu=True).median,
+        "cpu_ratio_quartiles": list(paired_ratio(t["funcgraph"], t["jax"], cpu=True)[1:]),
         "repeats": len(t["funcgraph"].samples),
         "inner": t["funcgraph"].inner,
     }

@@ -4,6 +4,10 @@ Timings are medians over interleaved repeats: side A, side B, side A, side B, ..
 change in machine load (another process, frequency scaling) hits both sides alike and cancels in
 the ratio. Compilation is done before the first timed repeat and reported separately.
 
+Each repeat records wall-clock time and the process's CPU time (all its threads). On a machine
+that other processes share, wall time includes waiting for a core, and its ratios scatter; CPU
+time counts only the work done, and its ratios stay tight, so both are reported.
+
 Compiled memory is XLA's own account of the scratch space a program needs,
 `memory_analysis().temp_size_in_bytes`, which on CPU is deterministic.
 """
@@ -34,22 +38,33 @@ class Timing(NamedTuple):
 
     **Attributes:**
 
-    - `median`: the median over repeats of the mean per-call time within a repeat.
-    - `samples`: every repeat's per-call time, in the order they ran.
+    - `median`: the median over repeats of the mean per-call wall time within a repeat.
+    - `samples`: every repeat's per-call wall time, in the order they ran.
     - `inner`: calls per repeat (chosen so one repeat is long enough to time).
+    - `cpu_samples`: every repeat's per-call CPU time of this process (all threads).
     """
 
     median: float
     samples: tuple[float, ...]
     inner: int
+    cpu_samples: tuple[float, ...] = ()
+
+    @property
+    def cpu_median(self) -> float:
+        """The median per-call CPU time."""
+        return statistics.median(self.cpu_samples)
 
 
-def _run(fn: Callable[[], Any], inner: int) -> float:
-    start = time.perf_counter()
+def _run_both(fn: Callable[[], Any], inner: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(inner):
         out = fn()
     jax.block_until_ready(out)
-    return (time.perf_counter() - start) / inner
+    return (time.perf_counter() - wall) / inner, (time.process_time() - cpu) / inner
+
+
+def _run(fn: Callable[[], Any], inner: int) -> float:
+    return _run_both(fn, inner)[0]
 
 
 def interleaved(
@@ -89,13 +104,17 @@ def interleaved(
         slowest = max(min(_run(fn, 1) for _ in range(3)) for fn in fns.values())
         inner = int(min(max_inner, max(1, math.ceil(min_repeat_s / max(slowest, 1e-9)))))
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(repeats):
         # Alternate which side goes first, so neither always runs on a warmer cache.
         order = list(fns.items()) if i % 2 == 0 else list(reversed(fns.items()))
         for name, fn in order:
-            samples[name].append(_run(fn, inner))
+            wall, used = _run_both(fn, inner)
+            samples[name].append(wall)
+            cpu[name].append(used)
     return {
-        name: Timing(statistics.median(s), tuple(s), inner) for name, s in samples.items()
+        name: Timing(statistics.median(s), tuple(s), inner, tuple(cpu[name]))
+        for name, s in samples.items()
     }
 
 
@@ -137,9 +156,11 @@ class Ratio(NamedTuple):
     high: float
 
 
-def paired_ratio(a: Timing, b: Timing) -> Ratio:
-    """The ratio of two sides timed together by [`interleaved`][], repeat by repeat."""
-    ratios = sorted(x / y for x, y in zip(a.samples, b.samples, strict=True))
+def paired_ratio(a: Timing, b: Timing, *, cpu: bool = False) -> Ratio:
+    """The ratio of two sides timed together by [`interleaved`][], repeat by repeat (of wall
+    time, or of CPU time with `cpu=True`)."""
+    xs, ys = (a.cpu_samples, b.cpu_samples) if cpu else (a.samples, b.samples)
+    ratios = sorted(x / y for x, y in zip(xs, ys, strict=True))
     if len(ratios) < 2:
         return Ratio(ratios[0], ratios[0], ratios[0])
     q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")

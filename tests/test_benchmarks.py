@@ -69,12 +69,13 @@ def test_train_steps_compare_the_same_math(quick_run: tuple[dict, str]) -> None:
     assert [r["network"].split()[0] for r in rows] == ["MLP", "LeNet", "Transformer"]
     for r in rows:
         assert _is_ratio(r["time_ratio"]) and _is_ratio(r["memory_ratio"])
+        assert _is_ratio(r["cpu_ratio"])
         assert r["funcgraph_temp_bytes"] > 0 and r["baseline_temp_bytes"] > 0
         # The baseline must compute what funcgraph computes, or the ratio compares nothing.
         assert r["gradient_max_relative_difference"] < 1e-4
         assert r["loss_difference"] < 1e-4
     claims = {c["claim"] for c in quick_run[0]["targets"]}
-    assert len(claims) == 4  # three step times, the transformer block's memory
+    assert len(claims) == 7  # three steps' wall and CPU times, the transformer block's memory
 
 
 def test_gradcheck_rows(quick_run: tuple[dict, str]) -> None:
@@ -144,6 +145,7 @@ def test_interleaved_alternates_sides_and_takes_medians() -> None:
 
     t = timing.interleaved({"a": side("a"), "b": side("b")}, repeats=4, max_inner=1)
     assert len(t["a"].samples) == len(t["b"].samples) == 4
+    assert len(t["a"].cpu_samples) == 4 and all(c >= 0 for c in t["a"].cpu_samples)
     for name in ("a", "b"):
         s = sorted(t[name].samples)
         assert t[name].median == pytest.approx((s[1] + s[2]) / 2)
@@ -157,6 +159,15 @@ def test_temp_bytes_counts_an_intermediate() -> None:
     x = jnp.ones((256, 256), jnp.float32)
     # The (256, 256) product must live somewhere before its sum is taken.
     assert timing.temp_bytes(lambda a: jnp.sum(jnp.sin(a @ a) @ a), x) >= 256 * 256 * 4
+
+
+def test_paired_ratio_pairs_neighbouring_repeats() -> None:
+    a = timing.Timing(0.0, (2.0, 4.0, 8.0), 1, (1.0, 1.0, 1.0))
+    b = timing.Timing(0.0, (1.0, 8.0, 2.0), 1, (2.0, 2.0, 2.0))
+    r = timing.paired_ratio(a, b)
+    # Ratios 2, 0.5, 4: their median, not the ratio of the medians (4 / 2).
+    assert r.median == 2.0 and r.low == 1.25 and r.high == 3.0
+    assert timing.paired_ratio(a, b, cpu=True) == (0.5, 0.5, 0.5)
 
 
 def test_jacobian_bytes_counts_both_jacobians() -> None:
