@@ -89,6 +89,7 @@ def _local(case: Case, draw: Draw, dtype: np.dtype | None) -> tuple[Graph, dict[
             case.structure,
             ("blame", str(case.precision_of(dtype)), case.shapes),
             lambda: functools.partial(_run, graph, catch=False),
+            small=case.small,
         )
         u = iter(case.cast(draw.u, dtype))
         cot_leaves = [

@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 Pass = Literal["hand", "reference"]
+_SMALL = 2**16  # elements (inputs and outputs) up to which programs compile unoptimized
 _BATCHED_JVP_SIZE = 2**20  # elements of tangents up to which the jvps share one batched pass
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -250,10 +251,12 @@ class Structure:
                         sum((jnp.sum(jnp.abs(t)) for t in terms), zero),
                     )
 
-                # A few steps at a time, so that memory stays bounded for large inputs.
                 biggest = max([h.size, *(x.size for x in uu), 1])
-                batch = max(1, min(steps.shape[1], 2**22 // biggest))
-                value, size = jax.lax.map(one, steps[k], batch_size=batch)
+                if steps.shape[1] * biggest <= 2**22:
+                    value, size = jax.vmap(one)(steps[k])  # all steps at once: small enough
+                else:  # a few steps at a time, so that memory stays bounded
+                    batch = max(1, 2**22 // biggest)
+                    value, size = jax.lax.map(one, steps[k], batch_size=batch)
                 values.append(value)
                 sizes.append(size)
             return jnp.stack(values), jnp.stack(sizes)
@@ -268,15 +271,23 @@ class Programs:
     from a stale compilation.
     """
 
-    def __init__(self, compile: bool = True) -> None:
-        self.compile = compile
+    def __init__(self) -> None:
         self._jitted: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
-    def get(self, structure: Structure, kind: Hashable, make: Callable[[], Any]) -> Any:
-        """The jitted program `kind` of `structure`, built with `make` on first use."""
-        key = (structure.key, kind)
+    def get(
+        self, structure: Structure, kind: Hashable, make: Callable[[], Any], small: bool = False
+    ) -> Any:
+        """The jitted program `kind` of `structure`, built with `make` on first use.
+
+        A check runs each program a few times only, so for `small` inputs compiling fast
+        matters more than running fast: LLVM's optimizations are skipped (a third of the time
+        of a typical check). They change no results, as XLA on CPU does not reassociate
+        floating-point arithmetic.
+        """
+        key = (structure.key, kind, small)
         if key not in self._jitted:
-            self._jitted[key] = jax.jit(make()) if self.compile else make()
+            options = {"xla_backend_optimization_level": 0} if small else None
+            self._jitted[key] = jax.jit(make(), compiler_options=options)
         return self._jitted[key]
 
     def remember(self, structure: Structure, kind: Hashable, make: Callable[[], Any]) -> Any:
@@ -337,6 +348,9 @@ class Case:
         self.out_leaves = list(out)
         self.out_diff = [j for j, o in enumerate(out) if _is_float(o)]
         self.structure = Structure(f, self.static, self.treedef, self.diff, self.out_diff)
+        self.size = sum(int(getattr(x, "size", 1)) for x in self.leaves) + sum(
+            int(np.prod(o.shape)) for o in self.out_leaves
+        )
         # Shapes and dtypes of every leaf: programs closing over a traced graph depend on them.
         self.shapes = tuple((tuple(jnp.shape(x)), str(jnp.result_type(x))) for x in self.leaves)
 
@@ -367,8 +381,13 @@ class Case:
         leaves = self.structure._leaves(self.fixed, self._device(dtype))
         return tuple(jax.tree_util.tree_unflatten(self.treedef, leaves))
 
+    @property
+    def small(self) -> bool:
+        """Whether the case is small enough to compile its programs unoptimized."""
+        return self.size <= _SMALL
+
     def _program(self, kind: Hashable, make: Callable[[], Any]) -> Any:
-        return self.programs.get(self.structure, kind, make)
+        return self.programs.get(self.structure, kind, make, small=self.small)
 
     # -- the passes, returned on the host ----------------------------------------------------------
 

@@ -103,8 +103,12 @@ class Passes:
         dtype: np.dtype | None = None,
         inputs: list[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
-        r"""$J^\top u$ through the hand-written rules for another cotangent `u` (and inputs)."""
-        if self.bundle(dtype) is not None:
+        r"""$J^\top u$ through the hand-written rules for another cotangent `u` (and inputs).
+
+        Small cases reuse the compiled bundle (no compilation of its own); large ones run the
+        hand-written pass alone, not to compute and hold the bundle's other passes too.
+        """
+        if self.case.small and self.bundle(dtype) is not None:
             return self.case.bundle(u, self.draw.v, dtype, inputs).hand
         return self.case.vjp("hand", u, dtype, inputs)[0]
 
