@@ -48,17 +48,34 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> dict:
 def test_plugin_is_active_without_configuration_and_loads_no_jax(
     pytester: pytest.Pytester,
 ) -> None:
+    # A fresh process, as a user's project would run: the entry point alone brings the plugin.
     pytester.makepyfile(
-        test_light="""
+        test_a_light="""
         import sys
 
         def test_nothing_heavy_was_imported(request):
             assert request.config.pluginmanager.has_plugin("funcgraph")
             assert "jax" not in sys.modules and "funcgraph" not in sys.modules
-        """
+        """,
+        test_b_grads="""
+        def test_gradcheck_fixture_works_unconfigured(gradcheck):
+            import jax
+            import funcgraph as fg
+
+            @fg.node(register=False)
+            def cube(x):
+                return x ** 3
+
+            @cube.backward
+            def _cube_backward(x, out, g):
+                return 3 * x * x * g
+
+            report = gradcheck(cube, jax.numpy.arange(1.0, 4.0))
+            assert report.ok and {r.seed for r in report.rows} <= {0, 1}  # 2 seeds by default
+        """,
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
 
 
 def test_gradcheck_fixture_passes_and_fails_with_the_table(
