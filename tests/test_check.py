@@ -385,3 +385,34 @@ def test_checking_changes_no_global_config() -> None:
     before = jax.config.jax_enable_x64
     fg.check(tanh, _rand(0, 3), seeds=1, dtypes=("float64",), contracts=False)
     assert jax.config.jax_enable_x64 == before
+
+
+def test_pytree_arguments_are_named_by_path() -> None:
+    def mlp(params, x):
+        h = tanh(add_row(matmul(x, params["w1"]), params["b1"]))
+        return jnp.sum(matmul(h, params["w2"]))
+
+    params = {"w1": _rand(100, 3, 4), "b1": _rand(101, 4), "w2": _rand(102, 4, 2)}
+    report = fg.check(mlp, params, _rand(103, 5, 3), seeds=2, contracts=False)
+    assert report.ok, str(report)
+    top = {r.input for r in report.rows if r.subject == "function"}
+    assert top == {"params['b1']", "params['w1']", "params['w2']", "x"}
+
+
+def test_lumped_nodes_are_checked_like_any_node() -> None:
+    lumped = fg.lump(lambda x, y: tanh(mul(x, y)), name="tanh_mul")
+    assert fg.check(lumped, X, Y, seeds=1).ok
+
+
+def test_a_rule_that_differs_under_jit_breaks_the_jit_contract() -> None:
+    @fg.node(register=False)
+    def double(x):
+        return 2 * x
+
+    @double.backward
+    def _double_backward(x, out, g):
+        # Right when traced (as under jit), wrong when run eagerly on concrete values.
+        return (2.0 if isinstance(g, jax.core.Tracer) else 2.5) * g
+
+    report = fg.check(double, X, seeds=1)
+    assert {r.oracle for r in report.failures} == {"contract:jit"}
