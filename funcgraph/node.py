@@ -301,6 +301,12 @@ def _forward_error(
     )
     config = f" ({', '.join(f'{k}={v!r}' for k, v in static.items())})" if static else ""
     first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if isinstance(err, jax.dtypes.TypePromotionError):
+        # A dtype clash is not a shape problem; calling it one sends the user the wrong way.
+        what = what.replace("do not fit", "have dtypes that do not mix").replace(
+            "does not fit", "has a dtype that does not mix"
+        )
+        return NodeInputError(f"node {node.name!r}{config}: {what}: {first_line}")
     return ShapeMismatchError(f"node {node.name!r}{config}: {what}: {first_line}")
 
 

@@ -369,9 +369,9 @@ def reduction_over_an_axis_the_input_lacks():
 
 
 @case(
-    fg.ShapeMismatchError,
-    r"node 'mul': inputs x \(float32, shape \(3,\)\) and y \(float16, shape \(3,\)\) do not fit"
-    r": Input dtypes .* have no available implicit dtype promotion path",
+    fg.NodeInputError,
+    r"node 'mul': inputs x \(float32, shape \(3,\)\) and y \(float16, shape \(3,\)\) have "
+    r"dtypes that do not mix: Input dtypes .* have no available implicit dtype promotion path",
 )
 def inputs_of_dtypes_that_do_not_mix():
     # conftest turns on strict dtype promotion, so float16 * float32 is refused, not upcast.

@@ -303,3 +303,8 @@ def test_backward_with_wrong_signature_fails_at_definition():
 def test_bad_save_option():
     with pytest.raises(fg.NodeDefinitionError, match="save='everything'"):
         fg.node(lambda x: x, save="everything", register=False)
+
+
+def test_dtype_clash_in_the_forward_is_not_called_a_shape_mismatch():
+    with pytest.raises(fg.NodeInputError, match=r"'mul'.*dtypes that do not mix"):
+        mul(jnp.ones(2, jnp.float32), jnp.ones(2, jnp.bfloat16))
