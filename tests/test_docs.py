@@ -310,6 +310,7 @@ PUBLIC_MODULES = [
     "funcgraph.checkpoint",
     "funcgraph.datasets",
     "funcgraph.strategies",
+    "funcgraph.testing",
 ]
 
 
