@@ -111,7 +111,7 @@ def test_funcgraph_case_parametrizes_over_the_registry(
 ) -> None:
     pytester.makepyfile(mynodes=NODES)
     pytester.makepyfile(
-        test_registry="""
+        test_my_nodes="""
         import mynodes  # registers its nodes
 
         def test_node(funcgraph_case):
