@@ -416,3 +416,18 @@ def test_a_rule_that_differs_under_jit_breaks_the_jit_contract() -> None:
 
     report = fg.check(double, X, seeds=1)
     assert {r.oracle for r in report.failures} == {"contract:jit"}
+
+
+def test_a_rule_that_only_runs_eagerly_breaks_the_jit_contract() -> None:
+    @fg.node(register=False)
+    def double(x):
+        return 2 * x
+
+    @double.backward
+    def _double_backward(x, out, g):
+        if float(jnp.sum(g)) > 1e9:  # Python control flow on a value: fails when traced
+            return g
+        return 2 * g
+
+    (row,) = fg.check(double, X, seeds=1).failures
+    assert row.oracle == "contract:jit" and "eagerly but not under jax.jit" in row.message

@@ -70,6 +70,23 @@ def _worst_over_seeds(rows: Iterable[Row]) -> list[Row]:
     return list(best.values())
 
 
+def _hand_error_row(case: Case, passes: Passes, err: Exception) -> Row:
+    """The failed row for a hand-written pass that raised: a broken contract where the core
+    says which (dtype, shape, structure), `contract:jit` where the rule only runs eagerly."""
+    row = error_row(case, err, passes.draw.seed)
+    if row.oracle != "error":
+        return row
+    try:
+        passes.eager()
+    except Exception:  # it fails eagerly too: the plain error
+        return row
+    return dataclasses.replace(
+        row,
+        oracle="contract:jit",
+        message=f"the backward runs eagerly but not under jax.jit: {row.message}",
+    )
+
+
 def _check_call(
     f: Callable[..., Any],
     args: Sequence[Any],
@@ -121,7 +138,7 @@ def _check_call(
         try:
             passes.hand()
         except Exception as err:  # the rule itself is broken (wrong dtype, shape, raises)
-            rows.append(error_row(case, err, seed))
+            rows.append(_hand_error_row(case, passes, err))
             if blame and case.subject == "function":
                 rows += blame_rows(case, passes.draw, tol)
             break
