@@ -431,3 +431,17 @@ def test_a_rule_that_only_runs_eagerly_breaks_the_jit_contract() -> None:
 
     (row,) = fg.check(double, X, seeds=1).failures
     assert row.oracle == "contract:jit" and "eagerly but not under jax.jit" in row.message
+
+
+def test_non_finite_inputs_or_values_fail_and_point_to_debug_nans():
+    def log_sum(x):
+        return jnp.sum(fg.nodes.log(x))
+
+    at_zero = fg.check(log_sum, jnp.array([0.0, 1.0]))
+    assert not at_zero.ok
+    (row,) = at_zero.failures
+    assert row.oracle == "finite" and "fg.debug_nans(log_sum" in row.message
+    nan_input = fg.check(log_sum, jnp.array([jnp.nan, 1.0]))
+    (row,) = nan_input.failures
+    assert row.input == "x" and "1 non-finite element" in row.message
+    assert fg.check(log_sum, jnp.array([0.5, 1.0])).ok

@@ -87,6 +87,50 @@ def _hand_error_row(case: Case, passes: Passes, err: Exception) -> Row:
     )
 
 
+def _non_finite_row(
+    f: Callable[..., Any],
+    case: Case,
+    call_args: Sequence[Any],
+    static: Mapping[str, Any],
+    ctx: Any,
+) -> Row | None:
+    """A failed row when the inputs or the forward's value are not finite.
+
+    Gradients at a NaN or an infinity cannot be compared (NaN is equal to nothing, and every
+    oracle agrees on garbage), so a check there would pass or fail by accident.
+    """
+    for i in case.diff:
+        x = np.asarray(case.leaves[i])
+        if not np.all(np.isfinite(x)):
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+            return Row(
+                node=case.name,
+                input=case.names[i],
+                oracle="finite",
+                ok=False,
+                message=f"input {case.names[i]} has {bad} non-finite element(s); gradients "
+                "cannot be checked there",
+                dtype=dtype_label(case),
+                subject=case.subject,
+            )
+    with ctx:
+        out = jax.tree_util.tree_leaves(f(*call_args, **static))
+    for j, o in enumerate(out):
+        o = np.asarray(o)
+        if np.issubdtype(o.dtype, np.inexact) and not np.all(np.isfinite(o)):
+            return Row(
+                node=case.name,
+                input="-",
+                oracle="finite",
+                ok=False,
+                message=f"output {j} of the forward is not finite at these inputs; "
+                f"fg.debug_nans({case.name}, ...) names the node that makes it",
+                dtype=dtype_label(case),
+                subject=case.subject,
+            )
+    return None
+
+
 def _check_call(
     f: Callable[..., Any],
     args: Sequence[Any],
@@ -118,6 +162,9 @@ def _check_call(
                 subject="node" if isinstance(f, Node) else "function",
             )
         ]
+    not_finite = _non_finite_row(f, case, call_args, static, ctx)
+    if not_finite is not None:
+        return [not_finite]
     if not case.diff or not case.out_diff:
         what = "inputs" if not case.diff else "outputs"
         return [
