@@ -160,7 +160,45 @@ def _bind_reference(eqn: Any, vals: Sequence[Any]) -> tuple[Any, ...]:
     if name in _INLINED:
         closed = eqn.params["jaxpr"]
         return tuple(_eval_reference(closed.jaxpr, closed.consts, vals))
-    return _bind(eqn, vals)
+    if not any(_holds_hand_node(j) for j in _sub_jaxprs(eqn.params)):
+        return _bind(eqn, vals)
+    if name == "custom_jvp_call" or name.startswith("remat") or name == "checkpoint":
+        # For the autodiff oracle only the math matters, not the custom JVP or the remat policy.
+        key = "call_jaxpr" if name == "custom_jvp_call" else "jaxpr"
+        inner = eqn.params[key]
+        jaxpr, consts = (inner.jaxpr, inner.consts) if hasattr(inner, "consts") else (inner, [])
+        return tuple(_eval_reference(jaxpr, consts, vals))
+    # Control flow (cond, scan, while): the same primitive over reference bodies.
+    params = {k: _reference_param(v) for k, v in eqn.params.items()}
+    return _bind(eqn.replace(params=params), vals)
+
+
+def _sub_jaxprs(params: Mapping[str, Any]) -> list[Any]:
+    found = []
+    for v in params.values():
+        for item in v if isinstance(v, tuple) else (v,):
+            if isinstance(item, (jcore.ClosedJaxpr, jcore.Jaxpr)):
+                found.append(item)
+    return found
+
+
+def _holds_hand_node(j: Any) -> bool:
+    jaxpr = getattr(j, "jaxpr", j)
+    return any(
+        eqn.primitive.name == "custom_vjp_call"
+        or any(_holds_hand_node(sub) for sub in _sub_jaxprs(eqn.params))
+        for eqn in jaxpr.eqns
+    )
+
+
+def _reference_param(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_reference_param(v) for v in value)
+    if not isinstance(value, jcore.ClosedJaxpr) or not _holds_hand_node(value):
+        return value
+    avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in value.jaxpr.invars]
+    traced = jax.make_jaxpr(lambda *a: _eval_reference(value.jaxpr, value.consts, a))(*avals)
+    return traced
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -298,3 +298,32 @@ def test_graph_rejects_arguments_of_another_shape():
 def test_str_lists_applications():
     text = str(fg.trace(fan_out, jnp.ones(2), jnp.ones(2)))
     assert "mul (hand)" in text and "sin (autodiff)" in text
+
+
+@fg.node(register=False)
+def half_square(x):
+    return x * x
+
+
+@half_square.backward
+def _half_square_backward(x, out, g):
+    return g * x  # wrong on purpose: the factor 2 is missing
+
+
+def _control_flow(kind, square):
+    if kind == "cond":
+        return lambda x: jnp.sum(jax.lax.cond(jnp.sum(x) > 0, square, lambda a: a, x))
+    if kind == "scan":
+        return lambda x: jax.lax.scan(lambda c, xi: (c + square(xi), None), 0.0, x)[0]
+    if kind == "while":
+        return lambda x: jnp.sum(jax.lax.fori_loop(0, 2, lambda i, a: square(a) * 0.5, x))
+    return lambda x: jnp.sum(jax.checkpoint(square)(x))
+
+
+@pytest.mark.parametrize("kind", ["cond", "scan", "while", "checkpoint"])
+def test_reference_reaches_nodes_inside_control_flow(kind):
+    x = jnp.arange(1.0, 4.0)
+    f = _control_flow(kind, half_square)
+    plain = _control_flow(kind, lambda a: a * a)  # the same math without nodes
+    np.testing.assert_allclose(jax.grad(fg.reference(f))(x), jax.grad(plain)(x), rtol=1e-6)
+    assert not np.allclose(jax.grad(f)(x), jax.grad(plain)(x))  # the wrong rule ran there

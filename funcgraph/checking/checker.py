@@ -92,7 +92,7 @@ def _non_finite_row(
     case: Case,
     call_args: Sequence[Any],
     static: Mapping[str, Any],
-    ctx: Any,
+    dtype: Any,
 ) -> Row | None:
     """A failed row when the inputs or the forward's value are not finite.
 
@@ -113,7 +113,7 @@ def _non_finite_row(
                 dtype=dtype_label(case),
                 subject=case.subject,
             )
-    with ctx:
+    with precision(dtype) if dtype is not None else contextlib.nullcontext():
         out = jax.tree_util.tree_leaves(f(*call_args, **static))
     for j, o in enumerate(out):
         o = np.asarray(o)
@@ -162,7 +162,7 @@ def _check_call(
                 subject="node" if isinstance(f, Node) else "function",
             )
         ]
-    not_finite = _non_finite_row(f, case, call_args, static, ctx)
+    not_finite = _non_finite_row(f, case, call_args, static, dtype)
     if not_finite is not None:
         return [not_finite]
     if not case.diff or not case.out_diff:
