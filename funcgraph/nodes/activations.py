@@ -18,12 +18,13 @@ from funcgraph.nodes._util import away_from, normal
 __all__ = ["gelu", "leaky_relu", "log_softmax", "relu", "softmax", "softplus", "tanh"]
 
 
-def _one(key: jax.Array) -> tuple[jax.Array]:
-    return (normal(key, (3, 4)),)
+# Elementwise nodes work at any shape: taking `shape=` lets the registry test draw shapes.
+def _one(key: jax.Array, shape: tuple[int, ...] = (3, 4)) -> tuple[jax.Array]:
+    return (normal(key, shape),)
 
 
-def _off_zero(key: jax.Array) -> tuple[jax.Array]:
-    return (away_from(key, (3, 4), gap=0.1),)
+def _off_zero(key: jax.Array, shape: tuple[int, ...] = (3, 4)) -> tuple[jax.Array]:
+    return (away_from(key, shape, gap=0.1),)
 
 
 def _min_abs(x, **_: object) -> float:

@@ -37,12 +37,12 @@ def _pair(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     return normal(k1, (3, 4)), normal(k2, (4,))
 
 
-def _one(key: jax.Array) -> tuple[jax.Array]:
-    return (normal(key, (3, 4)),)
+def _one(key: jax.Array, shape: tuple[int, ...] = (3, 4)) -> tuple[jax.Array]:
+    return (normal(key, shape),)
 
 
-def _positive(key: jax.Array) -> tuple[jax.Array]:
-    return (uniform(key, (3, 4), minval=0.5, maxval=2.0),)
+def _positive(key: jax.Array, shape: tuple[int, ...] = (3, 4)) -> tuple[jax.Array]:
+    return (uniform(key, shape, minval=0.5, maxval=2.0),)
 
 
 def _pair_nonzero_y(key: jax.Array) -> tuple[jax.Array, jax.Array]:
