@@ -481,6 +481,23 @@ def _name_of(f: Callable[..., Any]) -> str:
     return getattr(f, "__name__", None) or type(f).__name__
 
 
+def _flat_jaxpr(
+    f: Callable[..., Any], args: Sequence[Any], static: Mapping[str, Any]
+) -> tuple[Any, list[Any], Any, Any]:
+    """The jaxpr of `f` on flattened arguments: `(closed_jaxpr, flat_args, in_tree, out_tree)`."""
+    flat, in_tree = jax.tree_util.tree_flatten(tuple(args))
+    out_tree_box: list[Any] = []
+
+    def flat_f(*leaves: Any) -> list[Any]:
+        result = f(*jax.tree_util.tree_unflatten(in_tree, leaves), **static)
+        out_flat, out_tree = jax.tree_util.tree_flatten(result)
+        out_tree_box.append(out_tree)
+        return out_flat
+
+    closed = jax.make_jaxpr(flat_f)(*flat)
+    return closed, flat, in_tree, out_tree_box[-1]
+
+
 def trace(f: Callable[..., Any], *args: Any, **static: Any) -> Graph:
     """Trace `f` at example arguments into a [`funcgraph.Graph`][].
 
@@ -494,17 +511,8 @@ def trace(f: Callable[..., Any], *args: Any, **static: Any) -> Graph:
     **Returns:** the graph, its applications in topological order.
     """
     name = _name_of(f)
-    flat, in_tree = jax.tree_util.tree_flatten(tuple(args))
-    out_tree_box: list[Any] = []
-
-    def flat_f(*leaves: Any) -> list[Any]:
-        result = f(*jax.tree_util.tree_unflatten(in_tree, leaves), **static)
-        out_flat, out_tree = jax.tree_util.tree_flatten(result)
-        out_tree_box.append(out_tree)
-        return out_flat
-
     try:
-        closed = jax.make_jaxpr(flat_f)(*flat)
+        closed, _, in_tree, out_tree = _flat_jaxpr(f, args, static)
     except (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError) as err:
         raise TraceError(
             f"fg.trace({name}): the function branches in Python on a traced value, so it has "
@@ -533,7 +541,7 @@ def trace(f: Callable[..., Any], *args: Any, **static: Any) -> Graph:
         outputs=outputs,
         constants=builder.constants,
         in_tree=in_tree,
-        out_tree=out_tree_box[-1],
+        out_tree=out_tree,
     )
 
 
@@ -619,19 +627,9 @@ def reference(f: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        flat, in_tree = jax.tree_util.tree_flatten(tuple(args))
-        out_tree_box: list[Any] = []
-
-        def flat_f(*leaves: Any) -> list[Any]:
-            out_flat, out_tree = jax.tree_util.tree_flatten(
-                f(*jax.tree_util.tree_unflatten(in_tree, leaves), **kwargs)
-            )
-            out_tree_box.append(out_tree)
-            return out_flat
-
-        closed = jax.make_jaxpr(flat_f)(*flat)
+        closed, flat, _, out_tree = _flat_jaxpr(f, args, kwargs)
         out = _eval_reference(closed.jaxpr, closed.consts, flat)
-        return jax.tree_util.tree_unflatten(out_tree_box[-1], out)
+        return jax.tree_util.tree_unflatten(out_tree, out)
 
     return wrapped
 

@@ -200,31 +200,24 @@ def test_loss_with_key_gets_a_fresh_key_per_step(key: jax.Array) -> None:
             x = jnp.where(keep, x / 0.5, 0.0).astype(x.dtype)
         return _linear_loss(params, x, y)
 
-    _, h1 = fit(
-        noisy_loss,
-        _params(),
-        optax.sgd(0.1),
-        (x, y),
-        key=key,
-        epochs=2,
-        batch_size=8,
-        eval_data=(x, y),
-        progress=False,
-    )
+    def run() -> fg.History:
+        return fit(
+            noisy_loss,
+            _params(),
+            optax.sgd(0.1),
+            (x, y),
+            key=key,
+            epochs=2,
+            batch_size=8,
+            eval_data=(x, y),
+            progress=False,
+        )[1]
+
+    h1 = run()
     jax.effects_barrier()
     assert len(seen) == 8 and len({k.tobytes() for k in seen}) == 8
     # Evaluation runs without a key (inference mode), so it is deterministic.
-    _, h2 = fit(
-        noisy_loss,
-        _params(),
-        optax.sgd(0.1),
-        (x, y),
-        key=key,
-        epochs=2,
-        batch_size=8,
-        eval_data=(x, y),
-        progress=False,
-    )
+    h2 = run()
     assert h1.metrics == h2.metrics
 
 
